@@ -1,0 +1,27 @@
+"""Installable fd3d: focal knowledge distillation for camera-only 3D detectors."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="fd3d",
+    version="0.1.0",
+    description="Distilling focal knowledge from an imperfect expert for camera-only 3D object detection",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["fd3d", "fd3d.*"]),
+    install_requires=[
+        "torch>=2.4",
+        "torchvision",
+        # nuscenes-devkit 1.2 needs numpy<2; pyarrow 26 refuses to import beside numpy 1.x.
+        "numpy<2",
+        "nuscenes-devkit==1.2.0",
+        "pyarrow>=24,<26",
+        "datasets>=3",
+        "pillow",
+        "scipy",
+        "tqdm",
+    ],
+    extras_require={"dev": ["pytest", "ruff"]},
+)
