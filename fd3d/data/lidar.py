@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fd3d.data.raycast import intersect_ground, nearest_box_hits
+from fd3d.data.geometry import box_corners, transform_points
+from fd3d.data.raycast import intersect_box, intersect_ground
 
 BEAM_ELEVATIONS_DEG = np.linspace(-30.67, 10.67, 32)
 AZIMUTH_STEPS = 1080
@@ -35,27 +36,49 @@ def _beam_directions() -> tuple[np.ndarray, np.ndarray]:
     return directions, rings
 
 
+def _azimuth_columns(corners_lidar: np.ndarray) -> np.ndarray:
+    """Azimuth columns (indices into the sweep) whose rays can reach a box with these corners."""
+    angles = np.arctan2(corners_lidar[:, 1], corners_lidar[:, 0])
+    middle = np.arctan2(np.sin(angles).mean(), np.cos(angles).mean())
+    relative = np.angle(np.exp(1j * (angles - middle)))
+    step = 2 * np.pi / AZIMUTH_STEPS
+    first = int(np.floor((middle + relative.min() + np.pi) / step)) - 1
+    last = int(np.ceil((middle + relative.max() + np.pi) / step)) + 1
+    return np.arange(first, last + 1) % AZIMUTH_STEPS
+
+
 def scan(lidar2global: np.ndarray, centers: np.ndarray, sizes_wlh: np.ndarray, yaws: np.ndarray) -> LidarScan:
-    """One sweep from a lidar at pose `lidar2global` over boxes given in the global frame."""
+    """One sweep from a lidar at pose `lidar2global` over boxes given in the global frame.
+
+    Each box is tested only against the azimuth columns it spans, which keeps a sweep cheap.
+    """
     directions_lidar, rings = _beam_directions()
     directions = directions_lidar @ lidar2global[:3, :3].T
     origins = np.broadcast_to(lidar2global[:3, 3], directions.shape)
-    in_reach = np.linalg.norm(centers[:, :2] - lidar2global[:2, 3], axis=1) < MAX_RANGE_M + 10.0
-    reach_index = np.flatnonzero(in_reach)
-    box_distance, box_local_index, crossings = nearest_box_hits(
-        origins, directions, centers[in_reach], sizes_wlh[in_reach], yaws[in_reach], MAX_RANGE_M
-    )
+    global2lidar = np.linalg.inv(lidar2global)
+    box_distance = np.full(len(directions), np.inf)
+    box_index = np.full(len(directions), -1, dtype=np.int64)
+    crossings = np.zeros(len(centers), dtype=np.int64)
+    for i in range(len(centers)):
+        corners = transform_points(global2lidar, box_corners(centers[i], sizes_wlh[i], yaws[i]))
+        if np.min(np.linalg.norm(corners[:, :2], axis=1)) > MAX_RANGE_M:
+            continue
+        columns = _azimuth_columns(corners)
+        rays = (np.arange(len(BEAM_ELEVATIONS_DEG))[:, None] * AZIMUTH_STEPS + columns[None, :]).ravel()
+        hits = intersect_box(origins[rays], directions[rays], centers[i], sizes_wlh[i], yaws[i])
+        crossings[i] = int((hits.distance <= MAX_RANGE_M).sum())
+        closer = hits.distance < box_distance[rays]
+        box_distance[rays[closer]] = hits.distance[closer]
+        box_index[rays[closer]] = i
+
     ground_distance = intersect_ground(origins, directions)
     on_box = (box_distance < ground_distance) & (box_distance <= MAX_RANGE_M)
     distance = np.where(on_box, box_distance, ground_distance)
     returned = distance <= MAX_RANGE_M
-
-    points_per_box = np.zeros(len(centers), dtype=np.int64)
-    counts = np.bincount(box_local_index[on_box], minlength=len(reach_index))
-    points_per_box[reach_index] = counts
-    visible_fraction = np.zeros(len(centers))
-    visible_fraction[reach_index] = np.divide(counts, crossings, out=np.zeros(len(counts)), where=crossings > 0)
-
+    points_per_box = np.bincount(box_index[on_box], minlength=len(centers))
+    visible_fraction = np.divide(
+        points_per_box, crossings, out=np.zeros(len(centers)), where=crossings > 0
+    )
     xyz = directions_lidar[returned] * distance[returned, None]
     intensity = np.where(on_box[returned], 60.0, 8.0)
     points = np.concatenate([xyz, intensity[:, None], rings[returned, None]], axis=1).astype(np.float32)

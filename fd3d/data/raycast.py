@@ -53,25 +53,3 @@ def intersect_ground(origins: np.ndarray, directions: np.ndarray, ground_z: floa
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (ground_z - origins[:, 2]) / directions[:, 2]
     return np.where((directions[:, 2] < -1e-9) & (t > 0), t, np.inf)
-
-
-def nearest_box_hits(
-    origins: np.ndarray,
-    directions: np.ndarray,
-    centers: np.ndarray,
-    sizes_wlh: np.ndarray,
-    yaws: np.ndarray,
-    max_distance: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each ray: distance to the nearest box, its index (-1 for none), and per box how many rays
-    cross it within `max_distance`, visible or hidden (the denominator of a visibility fraction)."""
-    nearest = np.full(len(origins), np.inf)
-    index = np.full(len(origins), -1, dtype=np.int64)
-    crossings = np.zeros(len(centers), dtype=np.int64)
-    for i in range(len(centers)):
-        hits = intersect_box(origins, directions, centers[i], sizes_wlh[i], yaws[i])
-        crossings[i] = int((hits.distance <= max_distance).sum())
-        closer = hits.distance < nearest
-        nearest[closer] = hits.distance[closer]
-        index[closer] = i
-    return nearest, index, crossings

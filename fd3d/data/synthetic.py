@@ -25,24 +25,10 @@ from fd3d.data.geometry import pose_matrix, yaw_to_quaternion
 from fd3d.data.lidar import scan, visibility_token
 from fd3d.data.render import PinholeCamera, RenderBox, render_camera
 from fd3d.data.rig import CAMERA_MOUNTS, LIDAR_NAME, LIDAR_ROTATION_WXYZ, LIDAR_TRANSLATION
-from fd3d.data.scene_layout import KEYFRAME_INTERVAL_S, make_scene_layout
+from fd3d.data.scene_layout import make_scene_layout
+from fd3d.data.schema import TABLE_NAMES
 
 SUPPORTED_VERSIONS = ("v1.0-mini", "v1.0-trainval")
-TABLE_NAMES = (
-    "attribute",
-    "calibrated_sensor",
-    "category",
-    "ego_pose",
-    "instance",
-    "log",
-    "map",
-    "sample",
-    "sample_annotation",
-    "sample_data",
-    "scene",
-    "sensor",
-    "visibility",
-)
 LOCATIONS = ("singapore-onenorth", "boston-seaport", "singapore-queenstown", "singapore-hollandvillage")
 VISIBILITY_LEVELS = (("1", "v0-40"), ("2", "v40-60"), ("3", "v60-80"), ("4", "v80-100"))
 FIRST_TIMESTAMP_US = 1_532_402_927_000_000
