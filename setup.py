@@ -21,6 +21,7 @@ setup(
         "datasets>=3",
         "pillow",
         "scipy",
+        "threadpoolctl",
         "tqdm",
     ],
     extras_require={"dev": ["pytest", "ruff"]},

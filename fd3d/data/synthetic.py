@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from nuscenes.utils import splits
 from PIL import Image
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from fd3d.data.classes import ATTRIBUTES, CLASS_SPECS, DETECTION_CLASSES, attribute_for
@@ -107,7 +108,15 @@ def _log_name(job: _SceneJob) -> str:
 
 
 def _generate_scene(job: _SceneJob) -> dict[str, list[dict]]:
-    """Everything one scene adds to the tables; writes its image and lidar files as it goes."""
+    """Everything one scene adds to the tables; writes its image and lidar files as it goes.
+
+    BLAS runs single-threaded here: the products are tiny, and threads only fight the scene processes.
+    """
+    with threadpool_limits(limits=1):
+        return _generate_scene_tables(job)
+
+
+def _generate_scene_tables(job: _SceneJob) -> dict[str, list[dict]]:
     rng = np.random.default_rng([job.seed, job.index])
     layout = make_scene_layout(rng, job.samples)
     height, width = job.image_size

@@ -1,0 +1,41 @@
+"""Score a nuScenes results JSON with the official devkit (detection_cvpr_2019).
+
+Prints the metrics table and writes OUT/metrics.json (NDS, mAP, mATE, mASE, mAOE, mAVE, mAAE on the
+devkit's 0-1 scale, and per-class AP) next to the devkit's own metrics_summary.json.
+
+Example:
+    python tools/evaluate.py --dataroot work/data/mini --version v1.0-mini --eval-set mini_val \\
+        --results work/demo/results_nusc.json --out work/demo/eval
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fd3d.data.nuscenes import NuScenesReader
+from fd3d.data.schema import VERSIONS
+from fd3d.evaluation.nuscenes_eval import evaluate_submission, format_metrics
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataroot", required=True, help="nuScenes-format dataroot (real or synthetic)")
+    parser.add_argument("--version", default="v1.0-mini", choices=VERSIONS)
+    parser.add_argument("--eval-set", default="mini_val", help="official split: mini_val, val, ... (default mini_val)")
+    parser.add_argument("--results", required=True, help="results JSON in the nuScenes submission format")
+    parser.add_argument("--out", required=True, help="folder for metrics.json and the devkit's outputs")
+    parser.add_argument("--render-curves", action="store_true", help="also write the devkit's PR/TP plots (PDF)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    reader = NuScenesReader(args.dataroot, args.version)
+    metrics = evaluate_submission(reader, args.results, args.eval_set, args.out, args.render_curves)
+    print(format_metrics(metrics))
+    print(f"wrote {args.out}/metrics.json")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
