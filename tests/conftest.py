@@ -1,0 +1,33 @@
+"""Shared fixtures: one small synthetic dataroot per test session (generated in a few seconds)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fd3d.data.synthetic import SyntheticConfig, generate
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+PC_RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
+SMALL_CONFIG = {"version": "v1.0-mini", "scenes": 4, "samples_per_scene": 3, "image_size": (112, 200), "seed": 7}
+
+
+@pytest.fixture(scope="session")
+def mini_dataroot(tmp_path_factory) -> Path:
+    """4 scenes (scene-0103 and scene-0916 are mini_val) x 3 keyframes, 112x200 images. Read-only."""
+    root = tmp_path_factory.mktemp("synthetic") / "mini"
+    generate(root, SyntheticConfig(workers=2, **SMALL_CONFIG), progress=False)
+    return root
+
+
+@pytest.fixture
+def mini_copy(mini_dataroot, tmp_path) -> Path:
+    """A private copy of the small dataroot that a test may damage."""
+    target = tmp_path / "mini"
+    shutil.copytree(mini_dataroot, target)
+    return target
