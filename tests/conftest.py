@@ -14,7 +14,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 PC_RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
-SMALL_CONFIG = {"version": "v1.0-mini", "scenes": 4, "samples_per_scene": 3, "image_size": (112, 200), "seed": 7}
+SMALL_CONFIG = {
+    "version": "v1.0-mini",
+    "scenes": 4,
+    "samples_per_scene": 3,
+    "image_size": (112, 200),
+    "seed": 7,
+}
 
 
 @pytest.fixture(scope="session")

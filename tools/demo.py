@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     dataroot = out / "data"
     if not (dataroot / "v1.0-mini" / "scene.json").is_file():
-        generate(dataroot, SyntheticConfig(samples_per_scene=args.samples_per_scene, seed=args.seed, workers=2))
+        generate(
+            dataroot, SyntheticConfig(samples_per_scene=args.samples_per_scene, seed=args.seed, workers=2)
+        )
     reader = NuScenesReader(dataroot, "v1.0-mini")
     samples = [decode_row(reader.read_row(t), pc_range=PC_RANGE) for t in reader.sample_tokens("mini_val")]
 
@@ -56,7 +58,9 @@ def main(argv: list[str] | None = None) -> dict:
     table = {}
     for name, noise in NOISE_LEVELS.items():
         detections = {s["sample_token"]: noisy_copy(s, noise, rng) for s in samples}
-        table[name] = evaluate_detections(reader, detections, "mini_val", out / "eval" / name.replace(" ", "_"))
+        table[name] = evaluate_detections(
+            reader, detections, "mini_val", out / "eval" / name.replace(" ", "_")
+        )
 
     print(f"\nofficial nuScenes metrics on synthetic mini_val ({len(samples)} samples)")
     print(f"{'predictions':<14}" + "".join(f"{k:>8}" for k in METRIC_KEYS))

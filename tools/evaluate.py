@@ -18,13 +18,19 @@ from fd3d.evaluation.nuscenes_eval import evaluate_submission, format_metrics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataroot", required=True, help="nuScenes-format dataroot (real or synthetic)")
     parser.add_argument("--version", default="v1.0-mini", choices=VERSIONS)
-    parser.add_argument("--eval-set", default="mini_val", help="official split: mini_val, val, ... (default mini_val)")
+    parser.add_argument(
+        "--eval-set", default="mini_val", help="official split: mini_val, val, ... (default mini_val)"
+    )
     parser.add_argument("--results", required=True, help="results JSON in the nuScenes submission format")
     parser.add_argument("--out", required=True, help="folder for metrics.json and the devkit's outputs")
-    parser.add_argument("--render-curves", action="store_true", help="also write the devkit's PR/TP plots (PDF)")
+    parser.add_argument(
+        "--render-curves", action="store_true", help="also write the devkit's PR/TP plots (PDF)"
+    )
     return parser.parse_args(argv)
 
 

@@ -6,7 +6,8 @@ back with `fd3d.data.hf.stream_from_shards(OUT, split)`, i.e.
 repository: `huggingface_hub.HfApi().upload_folder(repo_id=..., repo_type="dataset", folder_path=OUT)`.
 
 Example:
-    python tools/export_hf_dataset.py --dataroot work/data/mini --version v1.0-mini --out work/data/mini-parquet
+    python tools/export_hf_dataset.py --dataroot work/data/mini --version v1.0-mini \\
+        --out work/data/mini-parquet
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from fd3d.data.hf import SPLITS_OF_VERSION, export_parquet_shards
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataroot", required=True)
     parser.add_argument("--version", default="v1.0-mini", choices=sorted(SPLITS_OF_VERSION))
     parser.add_argument("--out", required=True, help="output folder (data/<split>/*.parquet)")

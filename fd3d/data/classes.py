@@ -48,7 +48,9 @@ CLASS_SPECS: dict[str, ClassSpec] = {
     ),
     "bus": ClassSpec("vehicle.bus.rigid", (2.94, 11.19, 3.47), 0.04, 0.5, (3.0, 10.0), (250, 140, 0)),
     "trailer": ClassSpec("vehicle.trailer", (2.90, 12.29, 3.87), 0.04, 0.3, (2.0, 8.0), (150, 150, 160)),
-    "barrier": ClassSpec("movable_object.barrier", (2.53, 0.50, 0.98), 0.12, 0.0, (0.0, 0.0), (235, 235, 235)),
+    "barrier": ClassSpec(
+        "movable_object.barrier", (2.53, 0.50, 0.98), 0.12, 0.0, (0.0, 0.0), (235, 235, 235)
+    ),
     "motorcycle": ClassSpec("vehicle.motorcycle", (0.77, 2.11, 1.47), 0.05, 0.5, (3.0, 10.0), (120, 20, 160)),
     "bicycle": ClassSpec("vehicle.bicycle", (0.60, 1.70, 1.28), 0.05, 0.5, (2.0, 6.0), (20, 160, 60)),
     "pedestrian": ClassSpec(

@@ -29,7 +29,9 @@ def _beam_directions() -> tuple[np.ndarray, np.ndarray]:
     elevation = np.deg2rad(BEAM_ELEVATIONS_DEG)[:, None]
     azimuth = np.linspace(-np.pi, np.pi, AZIMUTH_STEPS, endpoint=False)[None, :]
     directions = np.stack(
-        np.broadcast_arrays(np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)),
+        np.broadcast_arrays(
+            np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)
+        ),
         axis=-1,
     ).reshape(-1, 3)
     rings = np.repeat(np.arange(len(BEAM_ELEVATIONS_DEG)), AZIMUTH_STEPS)
@@ -76,9 +78,7 @@ def scan(lidar2global: np.ndarray, centers: np.ndarray, sizes_wlh: np.ndarray, y
     distance = np.where(on_box, box_distance, ground_distance)
     returned = distance <= MAX_RANGE_M
     points_per_box = np.bincount(box_index[on_box], minlength=len(centers))
-    visible_fraction = np.divide(
-        points_per_box, crossings, out=np.zeros(len(centers)), where=crossings > 0
-    )
+    visible_fraction = np.divide(points_per_box, crossings, out=np.zeros(len(centers)), where=crossings > 0)
     xyz = directions_lidar[returned] * distance[returned, None]
     intensity = np.where(on_box[returned], 60.0, 8.0)
     points = np.concatenate([xyz, intensity[:, None], rings[returned, None]], axis=1).astype(np.float32)

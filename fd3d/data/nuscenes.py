@@ -116,7 +116,9 @@ class NuScenesReader:
     def _pose(self, sample_data: dict) -> tuple[np.ndarray, np.ndarray]:
         calib = self.get("calibrated_sensor", sample_data["calibrated_sensor_token"])
         ego = self.get("ego_pose", sample_data["ego_pose_token"])
-        return pose_matrix(calib["translation"], calib["rotation"]), pose_matrix(ego["translation"], ego["rotation"])
+        return pose_matrix(calib["translation"], calib["rotation"]), pose_matrix(
+            ego["translation"], ego["rotation"]
+        )
 
     def lidar2global(self, sample_token: str) -> np.ndarray:
         lidar2ego, ego2global = self._pose(self._keyframe(self.get("sample", sample_token), LIDAR_NAME))
@@ -126,7 +128,11 @@ class NuScenesReader:
         sample_data = self._keyframe(sample, channel)
         calib = self.get("calibrated_sensor", sample_data["calibrated_sensor_token"])
         intrinsic = np.asarray(calib["camera_intrinsic"], dtype=np.float64)
-        if intrinsic.shape != (3, 3) or not np.isfinite(intrinsic).all() or abs(np.linalg.det(intrinsic)) < 1e-9:
+        if (
+            intrinsic.shape != (3, 3)
+            or not np.isfinite(intrinsic).all()
+            or abs(np.linalg.det(intrinsic)) < 1e-9
+        ):
             raise DatasetError(
                 f"calibrated_sensor {calib['token']} of {channel} has no valid 3x3 camera_intrinsic: "
                 f"{calib['camera_intrinsic']!r}"
@@ -144,7 +150,7 @@ class NuScenesReader:
         }
 
     def _boxes_lidar(self, sample: dict, global2lidar: np.ndarray) -> tuple[list[list[float]], list[str]]:
-        """Annotated detection-class boxes with at least one lidar point, as (x, y, z, w, l, h, yaw, vx, vy)."""
+        """Detection-class boxes with at least one lidar point, as (x, y, z, w, l, h, yaw, vx, vy)."""
         boxes, names = [], []
         rotation = global2lidar[:3, :3]
         for token in sample["anns"]:

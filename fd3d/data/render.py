@@ -111,7 +111,9 @@ def _shade(box: RenderBox, hits, mask: np.ndarray) -> np.ndarray:
 
 def _pixel_rect(camera: PinholeCamera, box: RenderBox) -> tuple[int, int, int, int] | None:
     """Image rectangle (r0, r1, c0, c1) that can hold the box, or None when it cannot be seen."""
-    corners_cam = transform_points(np.linalg.inv(camera.cam2global), box_corners(box.center, box.size_wlh, box.yaw))
+    corners_cam = transform_points(
+        np.linalg.inv(camera.cam2global), box_corners(box.center, box.size_wlh, box.yaw)
+    )
     depth = corners_cam[:, 2]
     if np.all(depth < NEAR_PLANE_M) or np.min(np.linalg.norm(corners_cam, axis=1)) > MAX_RENDER_DISTANCE_M:
         return None

@@ -36,7 +36,11 @@ class CameraMount:
         sx, sy = width / REFERENCE_IMAGE_WH[0], height / REFERENCE_IMAGE_WH[1]
         ref_w, ref_h = REFERENCE_IMAGE_WH
         return np.array(
-            [[self.focal_px * sx, 0.0, ref_w / 2 * sx], [0.0, self.focal_px * sy, ref_h / 2 * sy], [0, 0, 1.0]]
+            [
+                [self.focal_px * sx, 0.0, ref_w / 2 * sx],
+                [0.0, self.focal_px * sy, ref_h / 2 * sy],
+                [0, 0, 1.0],
+            ]
         )
 
 

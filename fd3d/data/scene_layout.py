@@ -77,7 +77,9 @@ def _draw_object(
     return SceneObject(class_name, size, anchor_xy, anchor_time, velocity, yaw, rng.uniform(0.8, 1.15))
 
 
-def _collides(candidate: SceneObject, placed: list[SceneObject], times: np.ndarray, ego_xy: np.ndarray) -> bool:
+def _collides(
+    candidate: SceneObject, placed: list[SceneObject], times: np.ndarray, ego_xy: np.ndarray
+) -> bool:
     """Conservative test with bounding circles at every keyframe (boxes must never interpenetrate)."""
     radius = 0.5 * np.hypot(candidate.size_wlh[0], candidate.size_wlh[1]) + 0.3
     track = np.stack([candidate.center(t)[:2] for t in times])

@@ -52,7 +52,9 @@ class SyntheticConfig:
         if self.version not in SUPPORTED_VERSIONS:
             raise ValueError(f"unknown version {self.version!r}; valid: {list(SUPPORTED_VERSIONS)}")
         if self.samples_per_scene < 2:
-            raise ValueError(f"samples_per_scene must be >= 2 (velocities need two keyframes), got {self.samples_per_scene}")
+            raise ValueError(
+                f"samples_per_scene must be >= 2 (velocities need 2 keyframes), got {self.samples_per_scene}"
+            )
         self.scene_names = self._pick_scene_names()
 
     def _pick_scene_names(self) -> list[str]:
@@ -64,7 +66,9 @@ class SyntheticConfig:
         n_train = 8 if self.scenes is None else self.scenes
         n_val = 2 if self.val_scenes is None else self.val_scenes
         if not (0 <= n_train <= len(splits.train) and 0 <= n_val <= len(splits.val)) or n_train + n_val == 0:
-            raise ValueError(f"scenes must be in 0..{len(splits.train)} and val_scenes in 0..{len(splits.val)}")
+            raise ValueError(
+                f"scenes must be in 0..{len(splits.train)} and val_scenes in 0..{len(splits.val)}"
+            )
         return list(splits.train[:n_train]) + list(splits.val[:n_val])
 
 
@@ -81,14 +85,24 @@ def _link(rows: list[dict]) -> list[dict]:
 
 
 def _static_tables(seed: int) -> dict[str, list[dict]]:
-    sensors = [{"token": _token(seed, "sensor", m.channel), "channel": m.channel, "modality": "camera"} for m in CAMERA_MOUNTS]
+    sensors = [
+        {"token": _token(seed, "sensor", m.channel), "channel": m.channel, "modality": "camera"}
+        for m in CAMERA_MOUNTS
+    ]
     sensors.append({"token": _token(seed, "sensor", LIDAR_NAME), "channel": LIDAR_NAME, "modality": "lidar"})
     categories = [
-        {"token": _token(seed, "category", CLASS_SPECS[c].category), "name": CLASS_SPECS[c].category, "description": c}
+        {
+            "token": _token(seed, "category", CLASS_SPECS[c].category),
+            "name": CLASS_SPECS[c].category,
+            "description": c,
+        }
         for c in DETECTION_CLASSES
     ]
     attributes = [{"token": _token(seed, "attribute", a), "name": a, "description": a} for a in ATTRIBUTES]
-    visibility = [{"token": t, "level": level, "description": f"visibility of whole object is {level}"} for t, level in VISIBILITY_LEVELS]
+    visibility = [
+        {"token": t, "level": level, "description": f"visibility of whole object is {level}"}
+        for t, level in VISIBILITY_LEVELS
+    ]
     return {"sensor": sensors, "category": categories, "attribute": attributes, "visibility": visibility}
 
 
@@ -143,7 +157,12 @@ def _generate_scene_tables(job: _SceneJob) -> dict[str, list[dict]]:
         "camera_intrinsic": [],
     }
 
-    samples = _link([{"token": _token(job.seed, "sample", job.name, k), "timestamp": ts, "scene_token": scene_token} for k, ts in enumerate(timestamps)])
+    samples = _link(
+        [
+            {"token": _token(job.seed, "sample", job.name, k), "timestamp": ts, "scene_token": scene_token}
+            for k, ts in enumerate(timestamps)
+        ]
+    )
     data_chains: dict[str, list[dict]] = {channel: [] for channel in calibrations}
     ego_poses: list[dict] = []
     annotation_chains: list[list[dict]] = [[] for _ in layout.objects]
@@ -158,9 +177,17 @@ def _generate_scene_tables(job: _SceneJob) -> dict[str, list[dict]]:
         }
         ego2global = pose_matrix(ego_pose["translation"], ego_pose["rotation"])
         centers = np.stack([o.center(time_s) for o in layout.objects])
-        boxes = [RenderBox(centers[i], sizes[i], yaws[i], o.class_name, o.color_gain) for i, o in enumerate(layout.objects)]
+        boxes = [
+            RenderBox(centers[i], sizes[i], yaws[i], o.class_name, o.color_gain)
+            for i, o in enumerate(layout.objects)
+        ]
         lidar_calib = calibrations[LIDAR_NAME]
-        lidar = scan(ego2global @ pose_matrix(lidar_calib["translation"], lidar_calib["rotation"]), centers, sizes, yaws)
+        lidar = scan(
+            ego2global @ pose_matrix(lidar_calib["translation"], lidar_calib["rotation"]),
+            centers,
+            sizes,
+            yaws,
+        )
 
         for channel, calib in calibrations.items():
             token = _token(job.seed, "sample_data", job.name, k, channel)
@@ -255,7 +282,9 @@ def _maps(dataroot: Path, seed: int, logs: list[dict]) -> list[dict]:
         filename = f"maps/{token}.png"
         Image.fromarray(np.full((64, 64), 255, dtype=np.uint8)).save(dataroot / filename)
         log_tokens = [log["token"] for log in logs if log["location"] == location]
-        maps.append({"token": token, "category": "semantic_prior", "filename": filename, "log_tokens": log_tokens})
+        maps.append(
+            {"token": token, "category": "semantic_prior", "filename": filename, "log_tokens": log_tokens}
+        )
     return maps
 
 

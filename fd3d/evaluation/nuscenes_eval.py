@@ -24,7 +24,13 @@ from fd3d.data.geometry import matrix_to_quaternion, rotation_z
 from fd3d.data.nuscenes import NuScenesReader
 
 METRIC_KEYS = ("NDS", "mAP", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
-_TP_NAMES = {"mATE": "trans_err", "mASE": "scale_err", "mAOE": "orient_err", "mAVE": "vel_err", "mAAE": "attr_err"}
+_TP_NAMES = {
+    "mATE": "trans_err",
+    "mASE": "scale_err",
+    "mAOE": "orient_err",
+    "mAVE": "vel_err",
+    "mAAE": "attr_err",
+}
 MAX_BOXES_PER_SAMPLE = 500
 
 
@@ -43,11 +49,14 @@ class Detections:
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
         if not len(self.boxes_lidar) == len(self.scores) == len(self.labels):
             raise ValueError(
-                f"boxes ({len(self.boxes_lidar)}), scores ({len(self.scores)}) and labels ({len(self.labels)}) differ in length"
+                f"boxes ({len(self.boxes_lidar)}), scores ({len(self.scores)}) and labels "
+                f"({len(self.labels)}) differ in length"
             )
 
 
-def _boxes_to_global(detections: Detections, lidar2global: np.ndarray, sample_token: str, classes) -> list[dict]:
+def _boxes_to_global(
+    detections: Detections, lidar2global: np.ndarray, sample_token: str, classes
+) -> list[dict]:
     rotation = lidar2global[:3, :3]
     boxes = []
     order = np.argsort(-detections.scores)[:MAX_BOXES_PER_SAMPLE]
@@ -74,11 +83,18 @@ def _boxes_to_global(detections: Detections, lidar2global: np.ndarray, sample_to
 def build_submission(
     reader: NuScenesReader, detections: Mapping[str, Detections], classes: Sequence[str] = DETECTION_CLASSES
 ) -> dict:
-    """The devkit's results dict ({"meta": ..., "results": {sample_token: [box, ...]}}) in the global frame."""
+    """The devkit's results dict ({"meta", "results": {sample_token: [box, ...]}}) in the global frame."""
     results = {
-        token: _boxes_to_global(dets, reader.lidar2global(token), token, classes) for token, dets in detections.items()
+        token: _boxes_to_global(dets, reader.lidar2global(token), token, classes)
+        for token, dets in detections.items()
     }
-    meta = {"use_camera": True, "use_lidar": False, "use_radar": False, "use_map": False, "use_external": False}
+    meta = {
+        "use_camera": True,
+        "use_lidar": False,
+        "use_radar": False,
+        "use_map": False,
+        "use_external": False,
+    }
     return {"meta": meta, "results": results}
 
 

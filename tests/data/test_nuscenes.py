@@ -32,7 +32,9 @@ def test_boxes_match_devkit_lidar_frame(reader):
     lidar_token = reader.get("sample", token)["data"]["LIDAR_TOP"]
     _, devkit_boxes, _ = reader.nusc.get_sample_data(lidar_token)
     devkit = {
-        tuple(np.round(b.center, 6)): b for b in devkit_boxes if reader.get("sample_annotation", b.token)["num_lidar_pts"] > 0
+        tuple(np.round(b.center, 6)): b
+        for b in devkit_boxes
+        if reader.get("sample_annotation", b.token)["num_lidar_pts"] > 0
     }
     assert len(devkit) == len(sample["gt_boxes"]) > 0
     for box in sample["gt_boxes"]:
@@ -46,7 +48,9 @@ def test_velocity_is_devkit_velocity_rotated_into_lidar(reader):
     sample = decode_row(reader.read_row(token))
     rotation = np.linalg.inv(sample["lidar2global"])[:3, :3]
     anns = [reader.get("sample_annotation", t) for t in reader.get("sample", token)["anns"]]
-    speeds = sorted(np.linalg.norm(reader.nusc.box_velocity(a["token"])[:2]) for a in anns if a["num_lidar_pts"] > 0)
+    speeds = sorted(
+        np.linalg.norm(reader.nusc.box_velocity(a["token"])[:2]) for a in anns if a["num_lidar_pts"] > 0
+    )
     ours = sorted(np.linalg.norm(sample["gt_boxes"][:, 7:9], axis=1))
     np.testing.assert_allclose(ours, speeds, atol=1e-6)
     assert max(ours) > 1.0, "the split should contain moving objects"
@@ -83,7 +87,13 @@ def test_projected_boxes_land_on_rendered_object_pixels(reader):
             if mask.sum() > 150 and np.all((uv >= 0) & (uv < [width, height])):
                 boxes_checked += 1
                 assert object_pixels[mask].mean() > 0.5, "a fully visible box projects onto background"
-        dilated = covered | np.roll(covered, 1, 0) | np.roll(covered, -1, 0) | np.roll(covered, 1, 1) | np.roll(covered, -1, 1)
+        dilated = (
+            covered
+            | np.roll(covered, 1, 0)
+            | np.roll(covered, -1, 0)
+            | np.roll(covered, 1, 1)
+            | np.roll(covered, -1, 1)
+        )
         all_inside.append(dilated[object_pixels].mean())
     assert boxes_checked >= 3
     assert np.mean(all_inside) > 0.97, all_inside
@@ -126,7 +136,10 @@ def test_dataset_queue_and_ego_motion(mini_dataroot):
     # A parked object seen in two keyframes: curr2prev maps its current centre onto its previous one.
     prev_boxes, boxes = second["queue"][-1]["gt_boxes"].double(), second["gt_boxes"].double()
     static = boxes[torch.linalg.norm(boxes[:, 7:9], dim=1) < 1e-6]
-    moved = static[:, :3] @ second["curr2prev_lidar"][:3, :3].double().T + second["curr2prev_lidar"][:3, 3].double()
+    moved = (
+        static[:, :3] @ second["curr2prev_lidar"][:3, :3].double().T
+        + second["curr2prev_lidar"][:3, 3].double()
+    )
     distances = torch.cdist(moved, prev_boxes[:, :3]).min(dim=1).values
     # (a few boxes leave the range or lose their lidar points between frames)
     assert (distances < 1e-3).sum() >= 5 and (distances < 1e-3).float().mean() > 0.7
@@ -148,7 +161,9 @@ def test_unknown_split_is_named(reader):
 def test_deleted_image_is_named(mini_copy):
     reader = NuScenesReader(mini_copy, "v1.0-mini")
     token = reader.sample_tokens("mini_val")[0]
-    victim = mini_copy / reader.get("sample_data", reader.get("sample", token)["data"]["CAM_BACK"])["filename"]
+    victim = (
+        mini_copy / reader.get("sample_data", reader.get("sample", token)["data"]["CAM_BACK"])["filename"]
+    )
     victim.unlink()
     with pytest.raises(DatasetError, match=f"image file missing: .*{re.escape(victim.name)}"):
         reader.read_row(token)
@@ -187,10 +202,16 @@ def test_missing_calibration_is_named(mini_copy):
     open_nuscenes.cache_clear()
     reader = NuScenesReader(mini_copy, "v1.0-mini")
     token = next(
-        t for t in reader.sample_tokens()
-        if any(reader.get("sample_data", sd)["calibrated_sensor_token"] == broken["token"] for sd in reader.get("sample", t)["data"].values())
+        t
+        for t in reader.sample_tokens()
+        if any(
+            reader.get("sample_data", sd)["calibrated_sensor_token"] == broken["token"]
+            for sd in reader.get("sample", t)["data"].values()
+        )
     )
-    with pytest.raises(DatasetError, match=f"calibrated_sensor {broken['token']} .* no valid 3x3 camera_intrinsic"):
+    with pytest.raises(
+        DatasetError, match=f"calibrated_sensor {broken['token']} .* no valid 3x3 camera_intrinsic"
+    ):
         reader.read_row(token)
 
 

@@ -96,7 +96,9 @@ def test_scene_names_are_official_and_split(nusc):
 
 def test_each_split_holds_all_classes_within_evaluator_range(nusc):
     class_range = config_factory("detection_cvpr_2019").class_range
-    scene_split = {name: "mini_val" for name in splits.mini_val} | {name: "mini_train" for name in splits.mini_train}
+    scene_split = {name: "mini_val" for name in splits.mini_val} | {
+        name: "mini_train" for name in splits.mini_train
+    }
     seen: dict[str, set] = {"mini_val": set(), "mini_train": set()}
     for annotation in nusc.sample_annotation:
         sample = nusc.get("sample", annotation["sample_token"])
@@ -143,7 +145,13 @@ def test_visibility_levels_are_used(nusc):
 
 
 def test_generation_is_deterministic(tmp_path):
-    config = {"version": "v1.0-trainval", "scenes": 1, "val_scenes": 1, "samples_per_scene": 2, "image_size": (36, 64)}
+    config = {
+        "version": "v1.0-trainval",
+        "scenes": 1,
+        "val_scenes": 1,
+        "samples_per_scene": 2,
+        "image_size": (36, 64),
+    }
     first, second = tmp_path / "a", tmp_path / "b"
     generate(first, SyntheticConfig(seed=3, **config), progress=False)
     generate(second, SyntheticConfig(seed=3, workers=2, **config), progress=False)
@@ -165,7 +173,11 @@ def test_box_helpers_agree_with_devkit_box():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"version": "v2.0"}, "unknown version"), ({"scenes": 11}, "2 to 10"), ({"samples_per_scene": 1}, ">= 2")],
+    [
+        ({"version": "v2.0"}, "unknown version"),
+        ({"scenes": 11}, "2 to 10"),
+        ({"samples_per_scene": 1}, ">= 2"),
+    ],
 )
 def test_bad_generator_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
