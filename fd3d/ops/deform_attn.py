@@ -1,0 +1,104 @@
+"""Multi-scale deformable attention (Deformable DETR) in pure PyTorch.
+
+No compiled CUDA op: every level is sampled with bilinear `F.grid_sample`, which runs on any device and
+which fvcore's FlopCountAnalysis counts (`aten::grid_sampler`). The module returns its sampling
+locations too, because query-based focal distillation (QFD, Eq. 12-13) samples the expert and the
+apprentice at exactly those positions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def multi_scale_deformable_attention(
+    value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor, attention_weights: Tensor
+) -> Tensor:
+    """Weighted sum of bilinear samples of a multi-level feature.
+
+    value: (B, S, M, D) with S = sum of H_l * W_l over levels (row-major per level);
+    spatial_shapes: (L, 2) as (H_l, W_l); sampling_locations: (B, Q, M, L, P, 2) as (x, y) in [0, 1]
+    of each level (pixel centres at (i + 0.5) / size); attention_weights: (B, Q, M, L, P).
+    Returns (B, Q, M * D). Samples outside the map read zeros.
+    """
+    batch, _, heads, dims = value.shape
+    _, queries, _, levels, points, _ = sampling_locations.shape
+    sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
+    value_levels = value.split(sizes, dim=1)
+    grids = 2.0 * sampling_locations - 1.0
+    sampled = []
+    for level, (height, width) in enumerate(spatial_shapes.tolist()):
+        # (B, H*W, M, D) -> (B*M, D, H, W)
+        level_value = value_levels[level].permute(0, 2, 3, 1).reshape(batch * heads, dims, height, width)
+        # (B, Q, M, P, 2) -> (B*M, Q, P, 2)
+        level_grid = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
+        sampled.append(
+            F.grid_sample(level_value, level_grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        )
+    # (B*M, D, Q, L*P) weighted by (B*M, 1, Q, L*P)
+    stacked = torch.stack(sampled, dim=-2).flatten(-2)
+    weights = attention_weights.transpose(1, 2).reshape(batch * heads, 1, queries, levels * points)
+    output = (stacked * weights).sum(-1).view(batch, heads * dims, queries)
+    return output.transpose(1, 2).contiguous()
+
+
+class MultiScaleDeformableAttention(nn.Module):
+    """Each query looks at `num_points` learned offsets around its reference point on every level.
+
+    forward(query (B, Q, C), reference_points (B, Q, L, 2) in [0, 1], value (B, S, C), spatial_shapes
+    (L, 2)) -> (output (B, Q, C), sampling_locations (B, Q, M, L, P, 2)). No residual: callers add it.
+    """
+
+    def __init__(
+        self, embed_dims: int = 256, num_heads: int = 8, num_levels: int = 4, num_points: int = 4
+    ) -> None:
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f"embed_dims ({embed_dims}) must be divisible by num_heads ({num_heads})")
+        self.embed_dims, self.num_heads = embed_dims, num_heads
+        self.num_levels, self.num_points = num_levels, num_points
+        self.sampling_offsets = nn.Linear(embed_dims, num_heads * num_levels * num_points * 2)
+        self.attention_weights = nn.Linear(embed_dims, num_heads * num_levels * num_points)
+        self.value_proj = nn.Linear(embed_dims, embed_dims)
+        self.output_proj = nn.Linear(embed_dims, embed_dims)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Deformable DETR's start: head m looks along direction 2πm/M, point k at distance k + 1."""
+        nn.init.zeros_(self.sampling_offsets.weight)
+        angles = torch.arange(self.num_heads, dtype=torch.float32) * (2.0 * math.pi / self.num_heads)
+        directions = torch.stack([angles.cos(), angles.sin()], -1)
+        directions = directions / directions.abs().max(-1, keepdim=True).values
+        bias = directions.view(self.num_heads, 1, 1, 2).repeat(1, self.num_levels, self.num_points, 1)
+        bias = bias * torch.arange(1, self.num_points + 1, dtype=torch.float32).view(1, 1, -1, 1)
+        with torch.no_grad():
+            self.sampling_offsets.bias.copy_(bias.flatten())
+        nn.init.zeros_(self.attention_weights.weight)
+        nn.init.zeros_(self.attention_weights.bias)
+        nn.init.xavier_uniform_(self.value_proj.weight)
+        nn.init.zeros_(self.value_proj.bias)
+        nn.init.xavier_uniform_(self.output_proj.weight)
+        nn.init.zeros_(self.output_proj.bias)
+
+    def forward(
+        self, query: Tensor, reference_points: Tensor, value: Tensor, spatial_shapes: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        batch, queries, _ = query.shape
+        heads, levels, points = self.num_heads, self.num_levels, self.num_points
+        if spatial_shapes.shape[0] != levels:
+            raise ValueError(
+                f"got {spatial_shapes.shape[0]} feature levels, the module was built for {levels}"
+            )
+        value = self.value_proj(value).view(batch, value.shape[1], heads, self.embed_dims // heads)
+        offsets = self.sampling_offsets(query).view(batch, queries, heads, levels, points, 2)
+        weights = self.attention_weights(query).view(batch, queries, heads, levels * points).softmax(-1)
+        weights = weights.view(batch, queries, heads, levels, points)
+        # offsets are in pixels of each level: divide by (W, H)
+        normalizer = spatial_shapes.flip(-1).to(query.dtype).view(1, 1, 1, levels, 1, 2)
+        locations = reference_points[:, :, None, :, None, :] + offsets / normalizer
+        output = multi_scale_deformable_attention(value, spatial_shapes, locations, weights)
+        return self.output_proj(output), locations
