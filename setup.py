@@ -19,6 +19,7 @@ setup(
         "nuscenes-devkit==1.2.0",
         "pyarrow>=24,<26",
         "datasets>=3",
+        "fvcore",
         "pillow",
         "scipy",
         "threadpoolctl",
