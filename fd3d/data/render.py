@@ -7,6 +7,7 @@ What a detector can learn from: class-dependent colours and patterns, Lambert sh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -32,10 +33,18 @@ class PinholeCamera:
     height: int
     width: int
 
+    @cached_property
+    def global2cam(self) -> np.ndarray:
+        return np.linalg.inv(self.cam2global)
+
+    @cached_property
+    def intrinsic_inv(self) -> np.ndarray:
+        return np.linalg.inv(self.intrinsic)
+
     def pixel_rays(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Global-frame origins and unit directions of the rays through pixel centres."""
         pixels = np.stack([cols + 0.5, rows + 0.5, np.ones_like(cols, dtype=np.float64)], axis=1)
-        directions_cam = pixels @ np.linalg.inv(self.intrinsic).T
+        directions_cam = pixels @ self.intrinsic_inv.T
         directions = directions_cam @ self.cam2global[:3, :3].T
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
         origins = np.broadcast_to(self.cam2global[:3, 3], directions.shape)
