@@ -6,6 +6,7 @@ what the official evaluator uses to drop invisible ground truth.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,9 @@ class LidarScan:
     visible_fraction: np.ndarray  # (B,) first returns / rays crossing the box within range
 
 
+@functools.cache
 def _beam_directions() -> tuple[np.ndarray, np.ndarray]:
+    """Unit ray directions (lidar frame) and ring index of every beam of a sweep; the same every sweep."""
     elevation = np.deg2rad(BEAM_ELEVATIONS_DEG)[:, None]
     azimuth = np.linspace(-np.pi, np.pi, AZIMUTH_STEPS, endpoint=False)[None, :]
     directions = np.stack(
@@ -35,6 +38,7 @@ def _beam_directions() -> tuple[np.ndarray, np.ndarray]:
         axis=-1,
     ).reshape(-1, 3)
     rings = np.repeat(np.arange(len(BEAM_ELEVATIONS_DEG)), AZIMUTH_STEPS)
+    directions.flags.writeable = rings.flags.writeable = False  # shared by every sweep
     return directions, rings
 
 

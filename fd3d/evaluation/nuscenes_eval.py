@@ -132,6 +132,18 @@ def evaluate_submission(
     """Score a results JSON with the devkit; writes its metrics_summary.json (and PR/TP plots if asked)
     and our flat `metrics.json` (NDS, mAP, mATE…mAAE on the devkit's 0–1 scale, per-class AP)."""
     submission = json.loads(Path(result_path).read_text())
+    return _score(reader, submission, result_path, eval_set, out_dir, render_curves)
+
+
+def _score(
+    reader: NuScenesReader,
+    submission: dict,
+    result_path: str | os.PathLike,
+    eval_set: str,
+    out_dir: str | os.PathLike,
+    render_curves: bool,
+) -> dict:
+    """Run the devkit on `result_path`, whose parsed content is `submission`."""
     check_submission_covers_split(reader, submission, eval_set)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,8 +174,9 @@ def evaluate_detections(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result_path = out / "results_nusc.json"
-    result_path.write_text(json.dumps(build_submission(reader, detections, classes)))
-    return evaluate_submission(reader, result_path, eval_set, out, render_curves)
+    submission = build_submission(reader, detections, classes)
+    result_path.write_text(json.dumps(submission))
+    return _score(reader, submission, result_path, eval_set, out, render_curves)
 
 
 def format_metrics(metrics: dict) -> str:
