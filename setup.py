@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["fd3d", "fd3d.*"]),
+    packages=find_packages(include=["fd3d", "fd3d.*", "projects", "projects.*"]),
     install_requires=[
         "torch>=2.4",
         "torchvision",
@@ -20,10 +20,18 @@ setup(
         "pyarrow>=24,<26",
         "datasets>=3",
         "fvcore",
+        "transformers>=4.40",
         "pillow",
         "scipy",
         "threadpoolctl",
         "tqdm",
     ],
     extras_require={"dev": ["pytest", "ruff"]},
+    # Detector plug-ins: importing one registers its meta-architecture and config section.
+    entry_points={
+        "fd3d.projects": [
+            "BEVFormer = projects.BEVFormer.bevformer",
+            "DETR3D = projects.DETR3D.detr3d",
+        ]
+    },
 )

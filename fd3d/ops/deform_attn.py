@@ -46,6 +46,28 @@ def multi_scale_deformable_attention(
     return output.transpose(1, 2).contiguous()
 
 
+def directional_offsets(num_heads: int, num_levels: int, num_points: int) -> Tensor:
+    """(M, L, P, 2) pixel offsets of Deformable DETR's start: head m looks along 2πm/M, point k at k + 1.
+
+    Spreading heads over directions gives every query a ring of samples from the first step on.
+    """
+    angles = torch.arange(num_heads, dtype=torch.float32) * (2.0 * math.pi / num_heads)
+    directions = torch.stack([angles.cos(), angles.sin()], -1)
+    directions = directions / directions.abs().max(-1, keepdim=True).values
+    offsets = directions.view(num_heads, 1, 1, 2).repeat(1, num_levels, num_points, 1)
+    return offsets * torch.arange(1, num_points + 1, dtype=torch.float32).view(1, 1, -1, 1)
+
+
+def init_sampling_offsets(linear: nn.Linear, num_heads: int, num_levels: int, num_points: int) -> None:
+    """Zero weights and directional bias: every query starts with the same ring of offsets."""
+    nn.init.zeros_(linear.weight)
+    bias = directional_offsets(num_heads, num_levels, num_points).flatten()
+    if linear.bias.numel() % bias.numel():
+        raise ValueError(f"offset layer has {linear.bias.numel()} outputs, not a multiple of {bias.numel()}")
+    with torch.no_grad():
+        linear.bias.copy_(bias.repeat(linear.bias.numel() // bias.numel()))
+
+
 class MultiScaleDeformableAttention(nn.Module):
     """Each query looks at `num_points` learned offsets around its reference point on every level.
 
@@ -68,15 +90,7 @@ class MultiScaleDeformableAttention(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Deformable DETR's start: head m looks along direction 2πm/M, point k at distance k + 1."""
-        nn.init.zeros_(self.sampling_offsets.weight)
-        angles = torch.arange(self.num_heads, dtype=torch.float32) * (2.0 * math.pi / self.num_heads)
-        directions = torch.stack([angles.cos(), angles.sin()], -1)
-        directions = directions / directions.abs().max(-1, keepdim=True).values
-        bias = directions.view(self.num_heads, 1, 1, 2).repeat(1, self.num_levels, self.num_points, 1)
-        bias = bias * torch.arange(1, self.num_points + 1, dtype=torch.float32).view(1, 1, -1, 1)
-        with torch.no_grad():
-            self.sampling_offsets.bias.copy_(bias.flatten())
+        init_sampling_offsets(self.sampling_offsets, self.num_heads, self.num_levels, self.num_points)
         nn.init.zeros_(self.attention_weights.weight)
         nn.init.zeros_(self.attention_weights.bias)
         nn.init.xavier_uniform_(self.value_proj.weight)

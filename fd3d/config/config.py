@@ -1,0 +1,116 @@
+"""Loading configs strictly: every key must exist in the defaults, and a typo fails loudly.
+
+Detectron2's flow: `get_cfg()` returns the defaults, a YAML file (with `_BASE_` inheritance) and
+command-line `KEY VALUE` pairs are merged on top, and the result is frozen. Detector projects add their
+own section (e.g. `MODEL.BEVFORMER`) with `register_config_extension`, looked up from the file's
+`MODEL.META_ARCHITECTURE`, so the core never needs to know a detector's keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from fvcore.common.config import CfgNode
+
+from fd3d.config.defaults import _C
+from fd3d.plugins import load_projects
+
+ConfigExtension = Callable[[CfgNode], None]
+_EXTENSIONS: dict[str, ConfigExtension] = {}
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the defaults: names the key and the valid ones."""
+
+
+def register_config_extension(meta_architecture: str) -> Callable[[ConfigExtension], ConfigExtension]:
+    """Decorator for a project's `add_<name>_config(cfg)`, applied when that architecture is loaded."""
+
+    def decorator(fn: ConfigExtension) -> ConfigExtension:
+        _EXTENSIONS[meta_architecture] = fn
+        return fn
+
+    return decorator
+
+
+def get_cfg(meta_architecture: str | None = None) -> CfgNode:
+    """A mutable copy of the defaults, plus the section of `meta_architecture`'s project if given."""
+    cfg = _C.clone()
+    if meta_architecture is not None:
+        load_projects()
+        if meta_architecture not in _EXTENSIONS:
+            raise ConfigError(
+                f"MODEL.META_ARCHITECTURE {meta_architecture!r} has no registered project config; "
+                f"registered: {sorted(_EXTENSIONS)}"
+            )
+        cfg.MODEL.META_ARCHITECTURE = meta_architecture
+        _EXTENSIONS[meta_architecture](cfg)
+    return cfg
+
+
+def _parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """["A.B", "1", "C", "[2, 3]"] -> nested {"A": {"B": 1}, "C": [2, 3]} (YAML literals decoded)."""
+    if len(overrides) % 2:
+        raise ConfigError(f"overrides come in KEY VALUE pairs, got an odd number: {list(overrides)}")
+    nested: dict[str, Any] = {}
+    for key, raw in zip(overrides[0::2], overrides[1::2], strict=True):
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = CfgNode._decode_cfg_value(raw)
+    return nested
+
+
+def _check_keys(update: Mapping[str, Any], reference: CfgNode, prefix: str = "") -> None:
+    """Raise ConfigError for the first key of `update` missing from `reference`, listing valid ones."""
+    for key, value in update.items():
+        full_key = f"{prefix}{key}"
+        if key not in reference:
+            close = difflib.get_close_matches(key, list(reference), n=1)
+            hint = f" Did you mean {prefix}{close[0]}?" if close else ""
+            raise ConfigError(
+                f"unknown config key {full_key!r}.{hint} Valid keys under "
+                f"{prefix.rstrip('.') or 'the root'}: {sorted(reference)}"
+            )
+        if isinstance(value, Mapping):
+            if not isinstance(reference[key], CfgNode):
+                raise ConfigError(f"config key {full_key!r} is a value, not a section")
+            _check_keys(value, reference[key], prefix=f"{full_key}.")
+
+
+def _merge(cfg: CfgNode, update: Mapping[str, Any], source: str) -> None:
+    _check_keys(update, cfg)
+    try:
+        cfg.merge_from_other_cfg(CfgNode(update))
+    except ValueError as error:  # yacs' type check: name where the bad value came from
+        raise ConfigError(f"{source}: {error}") from error
+
+
+def load_config(
+    config_file: str | os.PathLike | None = None,
+    overrides: Sequence[str] = (),
+    freeze: bool = True,
+) -> CfgNode:
+    """Defaults + the project's section + `config_file` (with its `_BASE_` chain) + `KEY VALUE` overrides."""
+    from_file: dict[str, Any] = {}
+    if config_file is not None:
+        path = os.fspath(config_file)
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file not found: {path}")
+        from_file = CfgNode.load_yaml_with_base(path)
+    from_cli = _parse_overrides(overrides)
+    architecture = (
+        from_cli.get("MODEL", {}).get("META_ARCHITECTURE")
+        or from_file.get("MODEL", {}).get("META_ARCHITECTURE")
+        or _C.MODEL.META_ARCHITECTURE
+    )
+    cfg = get_cfg(architecture)
+    _merge(cfg, from_file, source=str(config_file))
+    _merge(cfg, from_cli, source="command-line overrides")
+    if freeze:
+        cfg.freeze()
+    return cfg

@@ -1,0 +1,65 @@
+"""Default values of every key the core knows; detector projects add their own section on top.
+
+Sizes follow the BEVFormer / DETR3D references (embed 256, 900 queries, pc_range ±51.2 m); the files in
+`configs/` override what each of the paper's settings changes.
+"""
+
+from fvcore.common.config import CfgNode as CN
+
+from fd3d.data.classes import DETECTION_CLASSES
+
+_C = CN()
+_C.SEED = 0
+_C.OUTPUT_DIR = "work/output"
+
+_C.MODEL = CN()
+_C.MODEL.META_ARCHITECTURE = "BEVFormer"
+# ImageNet statistics in 0..255 RGB, what torchvision / transformers ResNets were trained with.
+_C.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]
+_C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]
+# [x0, y0, z0, x1, y1, z1] in the LiDAR frame: the BEV grid and the box-centre normalisation span it.
+_C.MODEL.POINT_CLOUD_RANGE = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
+
+_C.MODEL.BACKBONE = CN()
+_C.MODEL.BACKBONE.DEPTHS = [3, 4, 6, 3]
+_C.MODEL.BACKBONE.HIDDEN_SIZES = [256, 512, 1024, 2048]
+_C.MODEL.BACKBONE.EMBEDDING_SIZE = 64
+_C.MODEL.BACKBONE.LAYER_TYPE = "bottleneck"
+_C.MODEL.BACKBONE.OUT_STAGES = [2, 3, 4]
+# "" = random initialisation; else a Hub id (microsoft/resnet-50) or a local folder in transformers format.
+_C.MODEL.BACKBONE.PRETRAINED = ""
+_C.MODEL.BACKBONE.DCN_STAGES = []
+_C.MODEL.BACKBONE.FROZEN_STAGES = 1
+_C.MODEL.BACKBONE.NORM_EVAL = True
+
+_C.MODEL.FPN = CN()
+_C.MODEL.FPN.OUT_CHANNELS = 256
+_C.MODEL.FPN.NUM_OUTS = 4
+
+# The detection-transformer decoder shared by BEVFormer and DETR3D.
+_C.MODEL.HEAD = CN()
+_C.MODEL.HEAD.NUM_QUERIES = 900
+_C.MODEL.HEAD.NUM_LAYERS = 6
+_C.MODEL.HEAD.EMBED_DIMS = 256
+_C.MODEL.HEAD.NUM_HEADS = 8
+_C.MODEL.HEAD.FFN_DIMS = 512
+_C.MODEL.HEAD.DROPOUT = 0.1
+_C.MODEL.HEAD.CLS_WEIGHT = 2.0
+_C.MODEL.HEAD.BOX_WEIGHT = 0.25
+_C.MODEL.HEAD.FOCAL_ALPHA = 0.25
+_C.MODEL.HEAD.FOCAL_GAMMA = 2.0
+# (cx, cy, log w, log l, cz, log h, sin, cos, vx, vy): velocity counts less, as in the references.
+_C.MODEL.HEAD.CODE_WEIGHTS = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2]
+_C.MODEL.HEAD.MAX_DETECTIONS = 300
+_C.MODEL.HEAD.POST_CENTER_RANGE = [-61.2, -61.2, -10.0, 61.2, 61.2, 10.0]
+
+_C.INPUT = CN()
+# (H, W) the images are resized to before the backbone.
+_C.INPUT.IMAGE_SIZE = [900, 1600]
+
+_C.DATASETS = CN()
+_C.DATASETS.DATAROOT = "work/data/synthetic"
+_C.DATASETS.VERSION = "v1.0-trainval"
+_C.DATASETS.TRAIN_SPLIT = "train"
+_C.DATASETS.TEST_SPLIT = "val"
+_C.DATASETS.CLASSES = list(DETECTION_CLASSES)

@@ -1,0 +1,140 @@
+"""The interface every camera-only 3D detector implements, and what the distiller relies on.
+
+A detector is a plain `nn.Module` built from a config (`cls(cfg)`) whose forward pass is split into
+three public steps, so a distiller can take the features without running the detection head twice:
+
+1. `extract_features(batch) -> DetectorFeatures`
+   - `pv`: list over FPN levels (low stride first) of perspective-view maps `(B, Ncam, C, H_l, W_l)`;
+     `pv_strides` their strides in pixels of the network input.
+   - `bev`: the bird's-eye-view map `(B, C, bev_h, bev_w)` or None for BEV-free detectors (DETR3D).
+     Row i covers y in [y0 + i*dy, y0 + (i+1)*dy], column j covers x likewise, in the LiDAR frame;
+     `bev_extent` = (x0, y0, x1, y1) metres.
+   - `geometry`: `lidar2img (B, Ncam, 4, 4)` mapping homogeneous LiDAR points to pixel·depth of the
+     network input of size `image_size` (H, W) — the images may have been resized by the detector.
+2. `forward_head(features, batch) -> HeadOutputs`: per decoder layer, class logits `(L, B, Q, K)` and
+   box codes `(L, B, Q, 10)` with metric centres (see `fd3d.modeling.box_coder`).
+3. `losses(head_outputs, batch) -> dict[str, Tensor]` (named detection losses, one entry per term and
+   decoder layer) and `predict(head_outputs) -> list[dict]` (per sample `boxes_lidar (N, 9)`,
+   `scores (N,)`, `labels (N,)`, what `fd3d.evaluation.Detections(**d)` takes).
+
+`forward(batch)` chains them: a loss dict in training mode, predictions in eval mode (Detectron2's
+convention). The batch is `fd3d.data.collate_samples` output: `images (B, Ncam, 3, H, W)` uint8,
+`lidar2img`, `curr2prev_lidar (B, 4, 4)`, `prev_exists (B,)`, lists `gt_boxes` / `gt_labels`, and
+optionally `queue` (previous frames, oldest first).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+import torch.nn.functional as F
+from fvcore.common.config import CfgNode
+from torch import Tensor, nn
+
+from fd3d.modeling.backbone import build_resnet_backbone, normalize_images
+from fd3d.modeling.box_coder import decode_topk
+from fd3d.modeling.fpn import FPN
+from fd3d.modeling.losses import DetectionLoss
+from fd3d.modeling.outputs import CameraGeometry, DetectorFeatures, HeadOutputs
+
+
+def resize_inputs(images: Tensor, lidar2img: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Resize (B, Ncam, 3, H, W) float images to `size` and scale lidar2img's pixel rows to match."""
+    batch, cams, _, height, width = images.shape
+    if (height, width) == tuple(size):
+        return images, lidar2img
+    resized = F.interpolate(
+        images.flatten(0, 1), size=tuple(size), mode="bilinear", align_corners=False, antialias=True
+    ).unflatten(0, (batch, cams))
+    scale = torch.ones(4, dtype=lidar2img.dtype, device=lidar2img.device)
+    scale[0], scale[1] = size[1] / width, size[0] / height
+    return resized, scale.view(4, 1) * lidar2img
+
+
+class Camera3DDetector(nn.Module, ABC):
+    """Shared plumbing: image normalisation and resize, ResNet + FPN, the loss and NMS-free decoding."""
+
+    def __init__(self, cfg: CfgNode) -> None:
+        super().__init__()
+        model = cfg.MODEL
+        if len(model.POINT_CLOUD_RANGE) != 6:
+            raise ValueError(f"MODEL.POINT_CLOUD_RANGE needs 6 values, got {model.POINT_CLOUD_RANGE}")
+        self.num_classes = len(cfg.DATASETS.CLASSES)
+        self.image_size = (int(cfg.INPUT.IMAGE_SIZE[0]), int(cfg.INPUT.IMAGE_SIZE[1]))
+        self.register_buffer("pc_range", torch.tensor(model.POINT_CLOUD_RANGE, dtype=torch.float32), False)
+        self.register_buffer("pixel_mean", torch.tensor(model.PIXEL_MEAN).view(3, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(model.PIXEL_STD).view(3, 1, 1), False)
+        bb = model.BACKBONE
+        self.backbone = build_resnet_backbone(
+            depths=bb.DEPTHS,
+            hidden_sizes=bb.HIDDEN_SIZES,
+            embedding_size=bb.EMBEDDING_SIZE,
+            layer_type=bb.LAYER_TYPE,
+            out_stages=bb.OUT_STAGES,
+            pretrained=bb.PRETRAINED,
+            dcn_stages=bb.DCN_STAGES,
+            frozen_stages=bb.FROZEN_STAGES,
+            norm_eval=bb.NORM_EVAL,
+        )
+        self.neck = FPN(self.backbone.out_channels, model.FPN.OUT_CHANNELS, model.FPN.NUM_OUTS)
+        strides = list(self.backbone.strides)
+        while len(strides) < model.FPN.NUM_OUTS:
+            strides.append(strides[-1] * 2)
+        self.pv_strides = strides
+        head = model.HEAD
+        self.criterion = DetectionLoss(
+            cls_weight=head.CLS_WEIGHT,
+            box_weight=head.BOX_WEIGHT,
+            alpha=head.FOCAL_ALPHA,
+            gamma=head.FOCAL_GAMMA,
+            code_weights=head.CODE_WEIGHTS,
+        )
+        self.max_detections = head.MAX_DETECTIONS
+        self.post_center_range = list(head.POST_CENTER_RANGE)
+
+    def encode_images(self, batch: dict) -> tuple[list[Tensor], CameraGeometry]:
+        """uint8 camera images -> FPN levels (B, Ncam, C, H_l, W_l) and the geometry at network size."""
+        images = batch["images"]
+        if images.dim() != 5 or images.shape[2] != 3:
+            raise ValueError(f"expected images (B, Ncam, 3, H, W), got {tuple(images.shape)}")
+        images = normalize_images(images, self.pixel_mean.flatten(), self.pixel_std.flatten())
+        lidar2img = batch["lidar2img"].to(images.dtype)
+        images, lidar2img = resize_inputs(images, lidar2img, self.image_size)
+        batch_size, cams = images.shape[:2]
+        levels = self.neck(self.backbone(images.flatten(0, 1)))
+        pv = [level.unflatten(0, (batch_size, cams)) for level in levels]
+        return pv, CameraGeometry(lidar2img=lidar2img, image_size=self.image_size)
+
+    @abstractmethod
+    def extract_features(self, batch: dict) -> DetectorFeatures:
+        """Perspective-view (and BEV) features of the batch's current frame."""
+
+    @abstractmethod
+    def forward_head(self, features: DetectorFeatures, batch: dict) -> HeadOutputs:
+        """Run the detection decoder on extracted features."""
+
+    def losses(self, outputs: HeadOutputs, batch: dict) -> dict[str, Tensor]:
+        return self.criterion(outputs, batch["gt_boxes"], batch["gt_labels"])
+
+    @torch.no_grad()
+    def predict(self, outputs: HeadOutputs) -> list[dict[str, Tensor]]:
+        """Final-layer top-k boxes per sample in the LiDAR frame, on the CPU."""
+        cls_logits, box_code = outputs.cls_logits[-1], outputs.box_code[-1]
+        predictions = []
+        for b in range(cls_logits.shape[0]):
+            top = decode_topk(cls_logits[b], box_code[b], self.max_detections, self.post_center_range)
+            predictions.append(
+                {
+                    "boxes_lidar": top["boxes"].float().cpu(),
+                    "scores": top["scores"].float().cpu(),
+                    "labels": top["labels"].cpu(),
+                }
+            )
+        return predictions
+
+    def forward(self, batch: dict) -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        outputs = self.forward_head(self.extract_features(batch), batch)
+        if self.training:
+            return self.losses(outputs, batch)
+        return self.predict(outputs)

@@ -1,0 +1,1 @@
+"""BEVFormer plug-in (see README.md)."""

@@ -1,0 +1,89 @@
+"""BEVFormer: camera features -> BEV (with temporal history) -> detection-transformer decoder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from fvcore.common.config import CfgNode
+from torch import Tensor, nn
+
+from fd3d.modeling.detector import Camera3DDetector
+from fd3d.modeling.detr_head import CrossAttention, DetectionTransformerHead
+from fd3d.modeling.outputs import CameraGeometry, DetectorFeatures, HeadOutputs
+from fd3d.modeling.registry import META_ARCH_REGISTRY
+from fd3d.ops.deform_attn import MultiScaleDeformableAttention
+
+from .encoder import BEVEncoder
+
+
+class BEVDeformableCrossAttention(CrossAttention):
+    """Decoder queries sample the BEV around the (x, y) of their reference point."""
+
+    def __init__(self, embed_dims: int, num_heads: int, num_points: int) -> None:
+        super().__init__()
+        self.attention = MultiScaleDeformableAttention(
+            embed_dims, num_heads, num_levels=1, num_points=num_points
+        )
+
+    def forward(self, query: Tensor, query_pos: Tensor, reference_points: Tensor, context: dict) -> Tensor:
+        output, _ = self.attention(
+            query + query_pos, reference_points[:, :, None, :2], context["bev"], context["bev_shape"]
+        )
+        return output
+
+
+@contextmanager
+def inference_mode_of(module: nn.Module) -> Iterator[None]:
+    """History frames are encoded as at test time: no gradient, no dropout; then the mode is restored."""
+    was_training = module.training
+    module.train(False)
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        module.train(was_training)
+
+
+@META_ARCH_REGISTRY.register()
+class BEVFormer(Camera3DDetector):
+    def __init__(self, cfg: CfgNode) -> None:
+        super().__init__(cfg)
+        head, bev = cfg.MODEL.HEAD, cfg.MODEL.BEVFORMER
+        if cfg.MODEL.FPN.OUT_CHANNELS != head.EMBED_DIMS:
+            raise ValueError(
+                f"MODEL.FPN.OUT_CHANNELS ({cfg.MODEL.FPN.OUT_CHANNELS}) must equal MODEL.HEAD.EMBED_DIMS "
+                f"({head.EMBED_DIMS}): BEV queries attend to FPN features directly"
+            )
+        self.queue_length = bev.QUEUE_LENGTH
+        self.encoder = BEVEncoder(cfg, num_levels=cfg.MODEL.FPN.NUM_OUTS)
+        self.head = DetectionTransformerHead(
+            cfg,
+            self.num_classes,
+            lambda: BEVDeformableCrossAttention(head.EMBED_DIMS, head.NUM_HEADS, bev.DECODER_POINTS),
+        )
+
+    def _encode_frame(
+        self, frame: dict, prev_bev: Tensor | None
+    ) -> tuple[Tensor, list[Tensor], CameraGeometry]:
+        pv, geometry = self.encode_images(frame)
+        bev = self.encoder(pv, geometry, prev_bev, frame["curr2prev_lidar"], frame["prev_exists"])
+        return bev, pv, geometry
+
+    def extract_features(self, batch: dict) -> DetectorFeatures:
+        prev_bev = None
+        queue = batch.get("queue") or []
+        if self.queue_length and queue:
+            with inference_mode_of(self):
+                for frame in queue[-self.queue_length :]:
+                    prev_bev = self._encode_frame(frame, prev_bev)[0]
+        bev, pv, geometry = self._encode_frame(batch, prev_bev)
+        enc = self.encoder
+        bev_map = bev.transpose(1, 2).reshape(bev.shape[0], -1, enc.bev_h, enc.bev_w)
+        return DetectorFeatures(pv, self.pv_strides, geometry, bev=bev_map, bev_extent=enc.extent)
+
+    def forward_head(self, features: DetectorFeatures, batch: dict) -> HeadOutputs:
+        bev = features.bev.flatten(2).transpose(1, 2)  # (B, H*W, C)
+        context = {"bev": bev, "bev_shape": self.encoder.bev_shape}
+        return self.head(context, bev.shape[0])

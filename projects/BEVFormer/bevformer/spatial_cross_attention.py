@@ -1,0 +1,88 @@
+"""Spatial cross-attention: BEV pillars look into the cameras they project into, and only those.
+
+Each BEV cell carries Z reference points up its pillar. They are projected with `lidar2img`; a camera is
+"hit" by a cell when any of its points lands in front of it and inside the image. Per camera, only the
+hit cells are gathered (padded to the busiest camera), attend with deformable sampling around their
+projected points on every FPN level, and are scattered back; a cell's result is the mean over the
+cameras it hits. This is what keeps BEVFormer affordable: about a sixth of the cell-camera pairs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from fd3d.ops.deform_attn import init_sampling_offsets, multi_scale_deformable_attention
+
+DEPTH_EPS = 1e-5
+
+
+def project_pillars(pillars: Tensor, lidar2img: Tensor, image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """pillars (HW, Z, 3) LiDAR points -> uv in [0, 1] (B, Ncam, HW, Z, 2) and hit (B, Ncam, HW, Z)."""
+    homogeneous = torch.cat([pillars, torch.ones_like(pillars[..., :1])], -1).to(lidar2img)
+    projected = torch.einsum("bnij,hzj->bnhzi", lidar2img, homogeneous)
+    depth = projected[..., 2:3]
+    in_front = depth[..., 0] > DEPTH_EPS
+    height, width = image_size
+    uv = projected[..., :2] / depth.clamp(min=DEPTH_EPS)
+    uv = uv / uv.new_tensor([width, height])
+    inside = (uv > 0).all(-1) & (uv < 1).all(-1)
+    return uv, in_front & inside
+
+
+class SpatialCrossAttention(nn.Module):
+    def __init__(self, embed_dims: int, num_heads: int, num_levels: int, num_points: int, num_z: int) -> None:
+        super().__init__()
+        if num_points % num_z:
+            raise ValueError(f"SCA_POINTS ({num_points}) must be a multiple of NUM_Z_ANCHORS ({num_z})")
+        self.embed_dims, self.num_heads = embed_dims, num_heads
+        self.num_levels, self.num_points, self.num_z = num_levels, num_points, num_z
+        self.sampling_offsets = nn.Linear(embed_dims, num_heads * num_levels * num_points * 2)
+        self.attention_weights = nn.Linear(embed_dims, num_heads * num_levels * num_points)
+        self.value_proj = nn.Linear(embed_dims, embed_dims)
+        self.output_proj = nn.Linear(embed_dims, embed_dims)
+        init_sampling_offsets(self.sampling_offsets, num_heads, num_levels, num_points)
+        nn.init.zeros_(self.attention_weights.weight)
+        nn.init.zeros_(self.attention_weights.bias)
+        for linear in (self.value_proj, self.output_proj):
+            nn.init.xavier_uniform_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(
+        self,
+        query: Tensor,
+        query_pos: Tensor,
+        value: Tensor,
+        spatial_shapes: Tensor,
+        uv: Tensor,
+        hit: Tensor,
+    ) -> Tensor:
+        """query, query_pos (B, HW, C); value (B*Ncam, S, C) all levels flattened; spatial_shapes (L, 2);
+        uv (B, Ncam, HW, Z, 2) and hit (B, Ncam, HW, Z) from `project_pillars`. Returns (B, HW, C)."""
+        batch, cams, cells, num_z = hit.shape
+        dims, heads, levels, points = self.embed_dims, self.num_heads, self.num_levels, self.num_points
+        hit_cells = hit.any(-1)  # (B, Ncam, HW)
+        counts = hit_cells.sum(-1)  # (B, Ncam)
+        slots = max(int(counts.max()), 1)
+        # hit cells first (stable, so in cell order), then padding
+        index = torch.argsort((~hit_cells).to(torch.uint8), dim=-1, stable=True)[..., :slots]
+        valid = torch.arange(slots, device=hit.device).view(1, 1, slots) < counts[..., None]
+
+        q = (query + query_pos)[:, None].expand(batch, cams, cells, dims)
+        q = torch.gather(q, 2, index[..., None].expand(-1, -1, -1, dims)).flatten(0, 1)  # (B*Ncam, N, C)
+        ref = torch.gather(uv, 2, index[..., None, None].expand(-1, -1, -1, num_z, 2)).flatten(0, 1)
+
+        offsets = self.sampling_offsets(q).view(-1, slots, heads, levels, points // num_z, num_z, 2)
+        normalizer = spatial_shapes.flip(-1).to(q.dtype).view(1, 1, 1, levels, 1, 1, 2)
+        locations = ref[:, :, None, None, None] + offsets / normalizer  # anchor z of point (k, z)
+        locations = locations.flatten(4, 5)
+        weights = self.attention_weights(q).view(-1, slots, heads, levels * points).softmax(-1)
+        weights = weights.view(-1, slots, heads, levels, points)
+        projected = self.value_proj(value).view(value.shape[0], value.shape[1], heads, dims // heads)
+        sampled = multi_scale_deformable_attention(projected, spatial_shapes, locations, weights)
+        sampled = sampled.reshape(batch, cams * slots, dims) * valid.view(batch, cams * slots, 1)
+
+        summed = query.new_zeros(batch, cells, dims)
+        summed.scatter_add_(1, index.reshape(batch, cams * slots, 1).expand(-1, -1, dims), sampled)
+        per_cell = hit_cells.sum(1).clamp(min=1).to(summed.dtype)  # (B, HW) cameras per cell
+        return self.output_proj(summed / per_cell[..., None])

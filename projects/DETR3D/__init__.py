@@ -1,0 +1,1 @@
+"""DETR3D plug-in (see README.md)."""
