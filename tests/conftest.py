@@ -37,3 +37,14 @@ def mini_copy(mini_dataroot, tmp_path) -> Path:
     target = tmp_path / "mini"
     shutil.copytree(mini_dataroot, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def overfit_dataroot(tmp_path_factory) -> Path:
+    """The two mini_val scenes only, two keyframes each (4 samples), 112x200 images. Read-only."""
+    root = tmp_path_factory.mktemp("synthetic") / "overfit"
+    config = SyntheticConfig(
+        version="v1.0-mini", scenes=2, samples_per_scene=2, image_size=(112, 200), seed=3, workers=2
+    )
+    generate(root, config, progress=False)
+    return root
