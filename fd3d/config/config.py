@@ -51,6 +51,24 @@ def get_cfg(meta_architecture: str | None = None) -> CfgNode:
     return cfg
 
 
+# Keys holding file paths: a relative value is relative to the YAML file that sets it, like `_BASE_`.
+PATH_KEYS = (("DISTILL", "EXPERT", "CONFIG_FILE"),)
+
+
+class _PathResolvingCfgNode(CfgNode):
+    @classmethod
+    def load_yaml_with_base(cls, filename: str, allow_unsafe: bool = False) -> dict[str, Any]:
+        # Bases are loaded through this same method first, so values they set are already absolute.
+        loaded = super().load_yaml_with_base(filename, allow_unsafe=allow_unsafe)
+        for path in PATH_KEYS:
+            node = loaded
+            for part in path[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and node.get(path[-1]) and not os.path.isabs(node[path[-1]]):
+                node[path[-1]] = os.path.abspath(os.path.join(os.path.dirname(filename), node[path[-1]]))
+        return loaded
+
+
 def _parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     """["A.B", "1", "C", "[2, 3]"] -> nested {"A": {"B": 1}, "C": [2, 3]} (YAML literals decoded)."""
     if len(overrides) % 2:
@@ -101,7 +119,7 @@ def load_config(
         path = os.fspath(config_file)
         if not os.path.isfile(path):
             raise ConfigError(f"config file not found: {path}")
-        from_file = CfgNode.load_yaml_with_base(path)
+        from_file = _PathResolvingCfgNode.load_yaml_with_base(path)
     from_cli = _parse_overrides(overrides)
     architecture = (
         from_cli.get("MODEL", {}).get("META_ARCHITECTURE")

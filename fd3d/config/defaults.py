@@ -63,3 +63,64 @@ _C.DATASETS.VERSION = "v1.0-trainval"
 _C.DATASETS.TRAIN_SPLIT = "train"
 _C.DATASETS.TEST_SPLIT = "val"
 _C.DATASETS.CLASSES = list(DETECTION_CLASSES)
+
+# Knowledge distillation (fd3d.distill). An empty LOSSES list trains the model alone.
+_C.DISTILL = CN()
+_C.DISTILL.EXPERT = CN()
+# The expert's own config (relative paths are relative to the file that sets them) ...
+_C.DISTILL.EXPERT.CONFIG_FILE = ""
+# ... its weights: a folder with model.safetensors, or "" for a randomly initialised expert (tests only).
+_C.DISTILL.EXPERT.WEIGHTS = ""
+# KEY VALUE overrides applied to the expert's config.
+_C.DISTILL.EXPERT.OPTS = []
+# Any of: fitnet, cwd, mgd, smgd, qfd, heatmap. FD3D = [smgd, qfd].
+_C.DISTILL.LOSSES = []
+# How an apprentice feature of lower resolution meets the expert's (Table 4d): "deconv" upsamples the
+# apprentice with a transposed convolution, "downsample" average-pools the expert.
+_C.DISTILL.ALIGNMENT = "deconv"
+
+# The distillation head (Eq. 1-2): queries on the expert's BEV (or PV for BEV-free detectors).
+_C.DISTILL.HEAD = CN()
+_C.DISTILL.HEAD.NUM_QUERIES = 900
+_C.DISTILL.HEAD.NUM_HEADS = 8
+_C.DISTILL.HEAD.NUM_POINTS = 4
+_C.DISTILL.HEAD.FFN_DIMS = 512
+# alpha and beta of Eq. 2: focal-class and L1-box weights of matching and of L_dh.
+_C.DISTILL.HEAD.CLS_WEIGHT = 2.0
+_C.DISTILL.HEAD.BOX_WEIGHT = 0.25
+# Focal queries: matched, confidence > rho_c and BEV GIoU with their ground truth > rho_b (our defaults;
+# the paper does not publish them).
+_C.DISTILL.HEAD.CONF_THRESH = 0.3
+_C.DISTILL.HEAD.GIOU_THRESH = 0.3
+
+# Selective masked generative distillation (Eq. 3-9): weight lambda, mask ratio r, temperature tau.
+_C.DISTILL.SMGD = CN()
+_C.DISTILL.SMGD.WEIGHT = 0.25
+_C.DISTILL.SMGD.RATIO = 0.5
+_C.DISTILL.SMGD.TAU = 2.0
+_C.DISTILL.SMGD.STAGES = ["pv", "bev"]
+# "focal": masks from focal queries (FD3D); "gt": from ground-truth boxes (Table 4a, mask on GT).
+_C.DISTILL.SMGD.MASKS = "focal"
+
+# Query-based focal distillation (Eq. 10-14): weight eta.
+_C.DISTILL.QFD = CN()
+_C.DISTILL.QFD.WEIGHT = 0.001
+
+# Baselines (Table 2-4) sharing the same plumbing.
+_C.DISTILL.CWD = CN()
+_C.DISTILL.CWD.WEIGHT = 0.25
+_C.DISTILL.CWD.TAU = 2.0
+_C.DISTILL.CWD.STAGES = ["pv", "bev"]
+_C.DISTILL.FITNET = CN()
+_C.DISTILL.FITNET.WEIGHT = 1.0
+_C.DISTILL.FITNET.STAGES = ["pv", "bev"]
+_C.DISTILL.MGD = CN()
+_C.DISTILL.MGD.WEIGHT = 2e-5
+_C.DISTILL.MGD.RATIO = 0.65
+_C.DISTILL.MGD.STAGES = ["pv", "bev"]
+# The released HeatmapDistiller: CWD on every paired PV level + L2 on the BEV inside a Gaussian heatmap
+# of ground-truth boxes, divided by the heatmap's sum.
+_C.DISTILL.HEATMAP = CN()
+_C.DISTILL.HEATMAP.PV_WEIGHT = 0.25
+_C.DISTILL.HEATMAP.BEV_WEIGHT = 0.1
+_C.DISTILL.HEATMAP.TAU = 2.0

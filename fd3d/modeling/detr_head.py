@@ -72,7 +72,7 @@ class DecoderLayer(nn.Module):
         return self.norms[2](query + self.ffn(query))
 
 
-def _class_branch(embed_dims: int, num_classes: int) -> nn.Sequential:
+def class_branch(embed_dims: int, num_classes: int) -> nn.Sequential:
     branch = nn.Sequential(
         nn.Linear(embed_dims, embed_dims),
         nn.LayerNorm(embed_dims),
@@ -83,7 +83,7 @@ def _class_branch(embed_dims: int, num_classes: int) -> nn.Sequential:
     return branch
 
 
-def _box_branch(embed_dims: int) -> nn.Sequential:
+def box_branch(embed_dims: int) -> nn.Sequential:
     branch = nn.Sequential(
         nn.Linear(embed_dims, embed_dims),
         nn.ReLU(inplace=True),
@@ -98,6 +98,18 @@ def _box_branch(embed_dims: int) -> nn.Sequential:
         for index, value in INITIAL_BOX.items():
             last.bias[index] = value
     return branch
+
+
+def refine_boxes(raw_code: Tensor, reference01: Tensor, pc_range: Tensor) -> tuple[Tensor, Tensor]:
+    """Box branch output + reference point -> (metric box code (..., 10), refined centres in [0, 1]).
+
+    The branch's centre outputs are corrections in logit space of the reference point, so a zero output
+    keeps the box where the query already looks.
+    """
+    centers01 = (raw_code[..., CENTER_DIMS] + inverse_sigmoid(reference01)).sigmoid()
+    metric = denormalize_centers(centers01, pc_range)
+    code = torch.cat([metric[..., :2], raw_code[..., 2:4], metric[..., 2:], raw_code[..., 5:]], -1)
+    return code, centers01
 
 
 def initial_reference_points(num_queries: int, ground_z01: float) -> Tensor:
@@ -135,23 +147,19 @@ class DetectionTransformerHead(nn.Module):
             DecoderLayer(make_cross_attention(), dims, head.NUM_HEADS, head.FFN_DIMS, head.DROPOUT)
             for _ in range(head.NUM_LAYERS)
         )
-        self.cls_branches = nn.ModuleList(_class_branch(dims, num_classes) for _ in range(head.NUM_LAYERS))
-        self.box_branches = nn.ModuleList(_box_branch(dims) for _ in range(head.NUM_LAYERS))
+        self.cls_branches = nn.ModuleList(class_branch(dims, num_classes) for _ in range(head.NUM_LAYERS))
+        self.box_branches = nn.ModuleList(box_branch(dims) for _ in range(head.NUM_LAYERS))
 
     def forward(self, context: dict, batch_size: int) -> HeadOutputs:
         query = self.query_content.weight.expand(batch_size, -1, -1)
         query_pos = self.query_pos.weight.expand(batch_size, -1, -1)
         reference = self.reference_logits.sigmoid().expand(batch_size, -1, -1)
         all_logits, all_codes = [], []
-        for layer, cls_branch, box_branch in zip(
-            self.layers, self.cls_branches, self.box_branches, strict=True
-        ):
+        branches = zip(self.layers, self.cls_branches, self.box_branches, strict=True)
+        for layer, cls_layer, box_layer in branches:
             query = layer(query, query_pos, reference, context)
-            code = box_branch(query)
-            centers01 = (code[..., CENTER_DIMS] + inverse_sigmoid(reference)).sigmoid()
-            metric = denormalize_centers(centers01, self.pc_range)
-            code = torch.cat([metric[..., :2], code[..., 2:4], metric[..., 2:], code[..., 5:]], -1)
-            all_logits.append(cls_branch(query))
+            code, centers01 = refine_boxes(box_layer(query), reference, self.pc_range)
+            all_logits.append(cls_layer(query))
             all_codes.append(code)
             reference = centers01.detach()
         return HeadOutputs(cls_logits=torch.stack(all_logits), box_code=torch.stack(all_codes))

@@ -52,15 +52,18 @@ class DetectionLoss(nn.Module):
 
     def layer_loss(
         self, cls_logits: Tensor, box_code: Tensor, gt_boxes: list[Tensor], gt_labels: list[Tensor]
-    ) -> tuple[Tensor, Tensor]:
-        """(B, Q, K) logits and (B, Q, 10) codes of one layer -> (focal loss, L1 loss), unweighted."""
+    ) -> tuple[Tensor, Tensor, list[tuple[Tensor, Tensor]]]:
+        """(B, Q, K) logits and (B, Q, 10) codes of one layer -> (focal loss, L1 loss), unweighted, and the
+        per-sample matching (query_idx, gt_idx) they were computed with."""
         cls_targets = torch.zeros_like(cls_logits)
         l1_sum = box_code.new_zeros(())
         num_gt = 0
+        matches = []
         for b, (boxes, labels) in enumerate(zip(gt_boxes, gt_labels, strict=True)):
             labels = labels.to(cls_logits.device).long()
             gt_code = encode_boxes(boxes.to(box_code))
             query_idx, gt_idx = self.match(cls_logits[b].detach(), box_code[b].detach(), labels, gt_code)
+            matches.append((query_idx, gt_idx))
             cls_targets[b, query_idx, labels[gt_idx]] = 1.0
             target = gt_code[gt_idx]
             # Real annotations can lack a velocity (NaN): such entries are not supervised.
@@ -70,14 +73,14 @@ class DetectionLoss(nn.Module):
             num_gt += len(labels)
         normaliser = max(num_gt, 1)
         focal = sigmoid_focal_loss(cls_logits, cls_targets, self.alpha, self.gamma, reduction="sum")
-        return focal / normaliser, l1_sum / normaliser
+        return focal / normaliser, l1_sum / normaliser, matches
 
     def forward(self, outputs, gt_boxes: list[Tensor], gt_labels: list[Tensor]) -> dict[str, Tensor]:
         """Named losses for every decoder layer of `outputs` (a `HeadOutputs`)."""
         losses = {}
         num_layers = outputs.cls_logits.shape[0]
         for layer in range(num_layers):
-            focal, l1 = self.layer_loss(
+            focal, l1, _ = self.layer_loss(
                 outputs.cls_logits[layer], outputs.box_code[layer], gt_boxes, gt_labels
             )
             suffix = "" if layer == num_layers - 1 else f"_d{layer}"

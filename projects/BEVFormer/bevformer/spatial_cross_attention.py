@@ -12,22 +12,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from fd3d.modeling.projection import project_to_images
 from fd3d.ops.deform_attn import init_sampling_offsets, multi_scale_deformable_attention
-
-DEPTH_EPS = 1e-5
 
 
 def project_pillars(pillars: Tensor, lidar2img: Tensor, image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
     """pillars (HW, Z, 3) LiDAR points -> uv in [0, 1] (B, Ncam, HW, Z, 2) and hit (B, Ncam, HW, Z)."""
-    homogeneous = torch.cat([pillars, torch.ones_like(pillars[..., :1])], -1).to(lidar2img)
-    projected = torch.einsum("bnij,hzj->bnhzi", lidar2img, homogeneous)
-    depth = projected[..., 2:3]
-    in_front = depth[..., 0] > DEPTH_EPS
-    height, width = image_size
-    uv = projected[..., :2] / depth.clamp(min=DEPTH_EPS)
-    uv = uv / uv.new_tensor([width, height])
-    inside = (uv > 0).all(-1) & (uv < 1).all(-1)
-    return uv, in_front & inside
+    cells, num_z, _ = pillars.shape
+    flat = pillars.reshape(1, cells * num_z, 3).expand(lidar2img.shape[0], -1, -1)
+    uv, hit = project_to_images(flat, lidar2img, image_size)
+    return uv.unflatten(2, (cells, num_z)), hit.unflatten(2, (cells, num_z))
 
 
 class SpatialCrossAttention(nn.Module):

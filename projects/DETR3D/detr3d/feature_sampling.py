@@ -10,22 +10,14 @@ from torch import Tensor, nn
 
 from fd3d.modeling.box_coder import denormalize_centers
 from fd3d.modeling.detr_head import CrossAttention, inverse_sigmoid
-
-DEPTH_EPS = 1e-5
+from fd3d.modeling.projection import project_to_images
 
 
 def project_reference_points(
     points01: Tensor, pc_range: Tensor, lidar2img: Tensor, image_size: tuple[int, int]
 ) -> tuple[Tensor, Tensor]:
     """(B, Q, 3) points in [0, 1] of the range -> uv in [0, 1] (B, Ncam, Q, 2), visible mask (B, Ncam, Q)."""
-    metric = denormalize_centers(points01, pc_range)
-    homogeneous = torch.cat([metric, torch.ones_like(metric[..., :1])], -1)
-    projected = torch.einsum("bnij,bqj->bnqi", lidar2img.to(metric), homogeneous)
-    depth = projected[..., 2:3]
-    height, width = image_size
-    uv = projected[..., :2] / depth.clamp(min=DEPTH_EPS) / projected.new_tensor([width, height])
-    visible = (depth[..., 0] > DEPTH_EPS) & (uv > 0).all(-1) & (uv < 1).all(-1)
-    return uv, visible
+    return project_to_images(denormalize_centers(points01, pc_range), lidar2img, image_size)
 
 
 def sample_levels(pv: list[Tensor], uv: Tensor) -> Tensor:

@@ -1,0 +1,37 @@
+"""The released HeatmapDistiller baseline's BEV term: L2 inside a Gaussian heatmap of ground-truth boxes.
+
+Every ground-truth box adds a class-agnostic Gaussian centred on it, sigma = a third of its footprint's
+half-diagonal in cells (at least one cell), merged by maximum; the squared feature error summed over
+channels is weighted by the heatmap and divided by its sum, so the loss is a weighted mean over objects.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def gaussian_heatmap(
+    boxes_lidar: Tensor, bev_h: int, bev_w: int, extent: tuple[float, float, float, float]
+) -> Tensor:
+    """(N, >=7) boxes -> (bev_h, bev_w) heatmap in [0, 1] peaking (value 1) at the box centres."""
+    x0, y0, x1, y1 = extent
+    cell_x, cell_y = (x1 - x0) / bev_w, (y1 - y0) / bev_h
+    heat = boxes_lidar.new_zeros(bev_h, bev_w)
+    if len(boxes_lidar) == 0:
+        return heat
+    cols = (torch.arange(bev_w, dtype=heat.dtype, device=heat.device) + 0.5) * cell_x + x0
+    rows = (torch.arange(bev_h, dtype=heat.dtype, device=heat.device) + 0.5) * cell_y + y0
+    grid_y, grid_x = torch.meshgrid(rows, cols, indexing="ij")
+    half_diagonal = 0.5 * torch.sqrt(boxes_lidar[:, 3] ** 2 + boxes_lidar[:, 4] ** 2)
+    sigma = (half_diagonal / 3.0).clamp(min=max(cell_x, cell_y))  # metres
+    dx = grid_x[None] - boxes_lidar[:, 0, None, None]
+    dy = grid_y[None] - boxes_lidar[:, 1, None, None]
+    per_box = torch.exp(-(dx**2 + dy**2) / (2 * sigma[:, None, None] ** 2))
+    return per_box.amax(0)
+
+
+def heatmap_l2(apprentice: Tensor, expert: Tensor, heatmaps: Tensor, eps: float = 1e-6) -> Tensor:
+    """(B, C, H, W) aligned apprentice and expert, (B, H, W) heatmaps -> Σ heat·‖F_A − F_E‖² / Σ heat."""
+    squared = (apprentice - expert.detach()).pow(2).sum(1)
+    return (squared * heatmaps).sum() / heatmaps.sum().clamp(min=eps)

@@ -1,0 +1,71 @@
+"""Query-based focal distillation, QFD (Sec. 3.3, Eq. 12-14).
+
+Expert and apprentice are sampled at the same deformable-attention positions p_q + Delta p_mqk of the
+focal queries, so the apprentice learns the expert's local pattern where the detector actually looks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def sample_at(features: Tensor, locations: Tensor) -> Tensor:
+    """Bilinear samples (B, Q, M, K, C) of features (B, C, H, W) at locations (B, Q, M, K, 2) (Eq. 12-13).
+
+    Locations are (x, y) in [0, 1] of the map, x along W, pixel centres at (i + 0.5) / size (the
+    deformable-attention convention: grid = 2 * loc - 1, align_corners False); outside reads zeros.
+    """
+    if features.dim() != 4 or locations.dim() != 5 or locations.shape[-1] != 2:
+        raise ValueError(
+            f"need features (B, C, H, W) and locations (B, Q, M, K, 2), got {tuple(features.shape)} "
+            f"and {tuple(locations.shape)}"
+        )
+    if features.shape[0] != locations.shape[0]:
+        raise ValueError(
+            f"batch sizes differ: features {tuple(features.shape)}, locations {tuple(locations.shape)}"
+        )
+    batch, queries, heads, points, _ = locations.shape
+    grid = (2.0 * locations - 1.0).reshape(batch, queries, heads * points, 2).to(features.dtype)
+    sampled = F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # (B, C, Q, M*K) -> (B, Q, M, K, C)
+    return sampled.permute(0, 2, 3, 1).reshape(batch, queries, heads, points, features.shape[1])
+
+
+def _min_max(samples: Tensor, eps: float) -> Tensor:
+    """(N_f, S) rows scaled to [0, 1] by their own minimum and maximum."""
+    low = samples.amin(dim=1, keepdim=True)
+    high = samples.amax(dim=1, keepdim=True)
+    return (samples - low) / (high - low + eps)
+
+
+def query_focal_distillation(
+    expert: Tensor, apprentice: Tensor, locations: Tensor, focal: Tensor, eps: float = 1e-6
+) -> Tensor:
+    """L_QFD of Eq. 14: squared distance of min-max normalised samples, summed, over N_f focal queries.
+
+    expert, apprentice: (B, C, H, W); locations (B, Q, M, K, 2) as in `sample_at`; focal (B, Q) bool.
+    The paper normalises the samples "according to their maximum and minimum"; we take min and max over
+    each focal query's M*K*C samples, separately for expert and apprentice: (F - min) / (max - min + eps).
+    L_2 is the squared Euclidean distance over channels, summed over heads m and points k, then over the
+    focal queries of the whole batch and divided by their number N_f. The expert is detached. With no
+    focal query the loss is `apprentice.sum() * 0.0`: zero, finite, still part of the graph.
+    """
+    if expert.shape != apprentice.shape:
+        raise ValueError(
+            f"expert and apprentice must have the same shape, got expert {tuple(expert.shape)} "
+            f"and apprentice {tuple(apprentice.shape)}"
+        )
+    if focal.dtype != torch.bool or focal.shape != locations.shape[:2]:
+        raise ValueError(
+            f"focal must be a (B, Q) bool tensor matching locations {tuple(locations.shape)}, "
+            f"got {focal.dtype} {tuple(focal.shape)}"
+        )
+    num_focal = int(focal.sum())
+    if num_focal == 0:
+        return apprentice.sum() * 0.0
+    expert_samples = sample_at(expert.detach(), locations)[focal].flatten(1)  # (N_f, M*K*C)
+    apprentice_samples = sample_at(apprentice, locations)[focal].flatten(1)
+    difference = _min_max(apprentice_samples, eps) - _min_max(expert_samples, eps)
+    return (difference**2).sum() / num_focal
