@@ -264,7 +264,7 @@ class Distiller(nn.Module):
     ) -> Tensor:
         pair = self.qfd_pair
         aligned = self.kd_modules[f"qfd_{pair.name}"](self._feature(app, pair, expert=False))
-        expert = self._feature(exp, pair, expert=True)
+        expert = self._expert_side(self._feature(exp, pair, expert=True), aligned)
         locations = head.locations.detach()
         if pair.stage == "pv":
             locations = locations.flatten(0, 1)  # (B*Ncam, Q, M, K, 2)

@@ -1,0 +1,128 @@
+"""The distiller on the CPU-scale pairs: gradient routing, every baseline switch, shape/channel mismatch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fd3d.config import ConfigError, load_config
+from fd3d.data.example_batch import example_batch
+from fd3d.distill import Distiller
+
+DISTILL_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "distill"
+# every matched query counts as focal, so QFD and focal SMGD have work from the first step
+ALL_MATCHED_FOCAL = ["DISTILL.HEAD.CONF_THRESH", "-1.0", "DISTILL.HEAD.GIOU_THRESH", "-2.0"]
+CARS = torch.tensor(
+    [[8.0, 12.0, -1.0, 1.9, 4.6, 1.7, 0.3, 1.0, 0.0], [-6.0, -10.0, -1.0, 1.9, 4.6, 1.7, 2.0, 0.0, 0.5]]
+)
+
+
+def batch_with_cars(queue_length: int = 1) -> dict:
+    batch = example_batch((224, 400), batch_size=1, queue_length=queue_length)
+    batch["gt_boxes"], batch["gt_labels"] = [CARS], [torch.tensor([0, 0])]
+    return batch
+
+
+def build(config: str, *overrides: str) -> Distiller:
+    torch.manual_seed(0)
+    return Distiller(load_config(DISTILL_CONFIGS / config, list(overrides))).train()
+
+
+def params(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def has_gradient(module, loss) -> bool:
+    grads = torch.autograd.grad(loss, params(module), retain_graph=True, allow_unused=True)
+    return any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+@pytest.fixture(scope="module")
+def fd3d_bevformer():
+    distiller = build("bevformer_cpu/fd3d.yaml", *ALL_MATCHED_FOCAL)
+    return distiller, distiller(batch_with_cars())
+
+
+def test_expert_is_frozen_and_stays_in_eval_mode(fd3d_bevformer):
+    distiller, losses = fd3d_bevformer
+    assert not any(p.requires_grad for p in distiller.expert.parameters())
+    assert not distiller.expert.training and distiller.apprentice.training
+    assert not any(torch.is_tensor(v) and v.requires_grad and v.grad_fn is None for v in losses.values())
+
+
+def test_gradient_routing(fd3d_bevformer):
+    distiller, losses = fd3d_bevformer
+    assert losses["num_focal_queries"] == 2
+    kd = sum(v for k, v in losses.items() if k.startswith("loss_kd"))
+    dh = losses["loss_dh_cls"] + losses["loss_dh_box"]
+    detection = sum(
+        v for k, v in losses.items() if k.startswith("loss") and "_kd" not in k and "_dh" not in k
+    )
+    assert set(k for k in losses if k.startswith("loss_kd")) == {
+        "loss_kd_smgd_pv0",
+        "loss_kd_smgd_pv1",
+        "loss_kd_smgd_bev",
+        "loss_kd_qfd",
+    }
+    assert losses["loss_kd_qfd"] > 0
+    # L_KD: apprentice and generators/aligners, never the head
+    assert has_gradient(distiller.apprentice.backbone, kd) and has_gradient(distiller.apprentice.encoder, kd)
+    for name, module in distiller.kd_modules.items():
+        assert has_gradient(module, kd), name
+    assert not has_gradient(distiller.head, kd)
+    # L_dh: the head only
+    assert has_gradient(distiller.head, dh)
+    assert not has_gradient(distiller.apprentice, dh) and not has_gradient(distiller.kd_modules, dh)
+    # detection loss: the apprentice only
+    assert has_gradient(distiller.apprentice, detection) and not has_gradient(distiller.head, detection)
+    # a full backward leaves the expert without gradients
+    sum(v for k, v in losses.items() if k.startswith("loss")).backward(retain_graph=True)
+    assert all(p.grad is None for p in distiller.expert.parameters())
+
+
+SWITCHES = sorted(
+    str(p.relative_to(DISTILL_CONFIGS))
+    for pair in ("bevformer_cpu", "detr3d_cpu")
+    for p in (DISTILL_CONFIGS / pair).glob("*.yaml")
+    if p.name != "Base.yaml" and not (pair == "detr3d_cpu" and p.stem not in ("fd3d", "cwd", "mask_on_gt"))
+)
+
+
+@pytest.mark.parametrize("config", SWITCHES)
+def test_every_switch_runs_a_training_step(config):
+    distiller = build(config, *ALL_MATCHED_FOCAL)
+    optimizer = torch.optim.AdamW(params(distiller), lr=1e-3)
+    before = [p.detach().clone() for p in params(distiller.apprentice)]
+    losses = distiller(batch_with_cars(queue_length=0))
+    kd_terms = [k for k in losses if k.startswith("loss_kd")]
+    assert kd_terms and all(torch.isfinite(losses[k]) for k in kd_terms)
+    sum(v for k, v in losses.items() if k.startswith("loss")).backward()
+    optimizer.step()
+    assert any(not torch.equal(b, p) for b, p in zip(before, params(distiller.apprentice), strict=True))
+
+
+def test_detr3d_distils_on_perspective_view_with_a_pv_head():
+    distiller = build("detr3d_cpu/fd3d.yaml", *ALL_MATCHED_FOCAL)
+    assert distiller.head.mode == "pv"
+    losses = distiller(batch_with_cars(queue_length=0))
+    assert losses["loss_kd_qfd"] > 0 and "loss_kd_smgd_bev" not in losses
+
+
+def test_expert_with_other_channels_and_bev_downsampling():
+    wider = ["DISTILL.EXPERT.OPTS", "['MODEL.FPN.OUT_CHANNELS', '96', 'MODEL.HEAD.EMBED_DIMS', '96']"]
+    distiller = build("bevformer_cpu/downsample.yaml", *ALL_MATCHED_FOCAL, *wider)
+    assert distiller.expert_shapes["bev"] == ((50, 50), 96) and distiller.apprentice_shapes["bev"] == (
+        (25, 25),
+        64,
+    )
+    losses = distiller(batch_with_cars(queue_length=0))
+    assert torch.isfinite(losses["loss_kd_smgd_bev"]) and losses["loss_kd_qfd"] > 0
+
+
+def test_bad_switches_are_named():
+    with pytest.raises(ConfigError, match="DISTILL.LOSSES"):
+        build("bevformer_cpu/Base.yaml", "DISTILL.LOSSES", "['smgd', 'kd']")
+    with pytest.raises(ConfigError, match="no BEV feature"):
+        build("detr3d_cpu/Base.yaml", "DISTILL.LOSSES", "['cwd']", "DISTILL.CWD.STAGES", "['bev']")
