@@ -21,6 +21,7 @@ setup(
         "datasets>=3",
         "fvcore",
         "transformers>=4.40",
+        "safetensors",
         "pillow",
         "scipy",
         "threadpoolctl",

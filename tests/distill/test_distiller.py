@@ -126,3 +126,23 @@ def test_bad_switches_are_named():
         build("bevformer_cpu/Base.yaml", "DISTILL.LOSSES", "['smgd', 'kd']")
     with pytest.raises(ConfigError, match="no BEV feature"):
         build("detr3d_cpu/Base.yaml", "DISTILL.LOSSES", "['cwd']", "DISTILL.CWD.STAGES", "['bev']")
+
+
+def test_expert_weights_load_from_a_folder_and_bad_paths_are_named(tmp_path):
+    from safetensors.torch import save_file
+
+    from fd3d.config import load_config as load
+    from fd3d.modeling.registry import build_model
+
+    torch.manual_seed(123)
+    trained = build_model(load(DISTILL_CONFIGS.parent / "DETR3D" / "cpu_expert.yaml"))
+    save_file(
+        {k: v.contiguous() for k, v in trained.state_dict().items()}, str(tmp_path / "model.safetensors")
+    )
+    distiller = build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path))
+    for (name, expected), actual in zip(trained.state_dict().items(), distiller.expert.state_dict().values()):
+        assert torch.equal(expected, actual), name
+    with pytest.raises(FileNotFoundError, match="nowhere .*must be a folder with model.safetensors"):
+        build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "nowhere"))
+    with pytest.raises(RuntimeError, match="do not fit the expert"):
+        build("bevformer_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path))
