@@ -140,7 +140,8 @@ def test_expert_weights_load_from_a_folder_and_bad_paths_are_named(tmp_path):
         {k: v.contiguous() for k, v in trained.state_dict().items()}, str(tmp_path / "model.safetensors")
     )
     distiller = build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path))
-    for (name, expected), actual in zip(trained.state_dict().items(), distiller.expert.state_dict().values()):
+    loaded = distiller.expert.state_dict().values()
+    for (name, expected), actual in zip(trained.state_dict().items(), loaded, strict=True):
         assert torch.equal(expected, actual), name
     with pytest.raises(FileNotFoundError, match="nowhere .*must be a folder with model.safetensors"):
         build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "nowhere"))
