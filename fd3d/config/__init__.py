@@ -2,9 +2,20 @@
 
 from fd3d.config.config import (
     ConfigError,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
     get_cfg,
     load_config,
     register_config_extension,
 )
 
-__all__ = ["ConfigError", "get_cfg", "load_config", "register_config_extension"]
+__all__ = [
+    "ConfigError",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "get_cfg",
+    "load_config",
+    "register_config_extension",
+]

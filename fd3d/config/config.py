@@ -108,6 +108,30 @@ def _merge(cfg: CfgNode, update: Mapping[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: {error}") from error
 
 
+def config_from_dict(values: Mapping[str, Any], freeze: bool = True) -> CfgNode:
+    """A config saved as a plain dict (e.g. a Hub folder's config.json), checked key by key like a file."""
+    architecture = values.get("MODEL", {}).get("META_ARCHITECTURE", _C.MODEL.META_ARCHITECTURE)
+    cfg = get_cfg(architecture)
+    _merge(cfg, values, source="saved config")
+    if freeze:
+        cfg.freeze()
+    return cfg
+
+
+def apply_overrides(cfg: CfgNode, overrides: Sequence[str]) -> CfgNode:
+    """A frozen copy of `cfg` with `KEY VALUE` overrides merged as strictly as on the command line."""
+    updated = cfg.clone()
+    updated.defrost()
+    _merge(updated, _parse_overrides(overrides), source="overrides")
+    updated.freeze()
+    return updated
+
+
+def config_to_dict(cfg: CfgNode) -> dict[str, Any]:
+    """Plain nested dict (JSON-serialisable) of a config, the inverse of `config_from_dict`."""
+    return {key: config_to_dict(value) if isinstance(value, CfgNode) else value for key, value in cfg.items()}
+
+
 def load_config(
     config_file: str | os.PathLike | None = None,
     overrides: Sequence[str] = (),

@@ -14,6 +14,8 @@ _C.OUTPUT_DIR = "work/output"
 
 _C.MODEL = CN()
 _C.MODEL.META_ARCHITECTURE = "BEVFormer"
+# Weights to start from or to evaluate: a folder written by fd3d.hub.save_pretrained or a Hub id (org/name).
+_C.MODEL.WEIGHTS = ""
 # ImageNet statistics in 0..255 RGB, what torchvision / transformers ResNets were trained with.
 _C.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]
 _C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]
@@ -69,8 +71,10 @@ _C.DISTILL = CN()
 _C.DISTILL.EXPERT = CN()
 # The expert's own config (relative paths are relative to the file that sets them) ...
 _C.DISTILL.EXPERT.CONFIG_FILE = ""
-# ... its weights: a folder with model.safetensors, or "" for a randomly initialised expert (tests only).
+# ... or its trained weights: a model folder (fd3d.hub.save_pretrained) or a Hub id (org/name), whose own
+# config.json then describes the expert and CONFIG_FILE is not read. Neither: a random expert (tests only).
 _C.DISTILL.EXPERT.WEIGHTS = ""
+_C.DISTILL.EXPERT.REVISION = ""
 # KEY VALUE overrides applied to the expert's config.
 _C.DISTILL.EXPERT.OPTS = []
 # Any of: fitnet, cwd, mgd, smgd, qfd, heatmap. FD3D = [smgd, qfd].
@@ -124,3 +128,28 @@ _C.DISTILL.HEATMAP = CN()
 _C.DISTILL.HEATMAP.PV_WEIGHT = 0.25
 _C.DISTILL.HEATMAP.BEV_WEIGHT = 0.1
 _C.DISTILL.HEATMAP.TAU = 2.0
+
+# Training (fd3d.engine): AdamW with linear warm-up and cosine decay to zero, as the reference recipes.
+_C.SOLVER = CN()
+_C.SOLVER.MAX_ITER = 1000
+_C.SOLVER.IMS_PER_BATCH = 1  # per process
+_C.SOLVER.BASE_LR = 2e-4
+# Pretrained backbones learn ten times slower (BEVFormer / DETR3D recipes).
+_C.SOLVER.BACKBONE_LR_FACTOR = 0.1
+_C.SOLVER.WEIGHT_DECAY = 0.01
+_C.SOLVER.WARMUP_ITERS = 500
+_C.SOLVER.GRAD_CLIP = 35.0  # max gradient norm; 0 disables clipping
+_C.SOLVER.GRAD_ACCUM_STEPS = 1
+# "no", "fp16" or "bf16"; "" defers to `accelerate config` / `accelerate launch --mixed_precision`.
+_C.SOLVER.MIXED_PRECISION = ""
+_C.SOLVER.CHECKPOINT_PERIOD = 500
+_C.SOLVER.MAX_CHECKPOINTS_KEPT = 2
+_C.SOLVER.LOG_PERIOD = 20
+
+_C.DATALOADER = CN()
+_C.DATALOADER.NUM_WORKERS = 0
+
+_C.TEST = CN()
+# Evaluate every EVAL_PERIOD steps (0: only at the end).
+_C.TEST.EVAL_PERIOD = 0
+_C.TEST.IMS_PER_BATCH = 1

@@ -203,6 +203,11 @@ class Distiller(nn.Module):
             app_ch, exp_ch = self._channels(qfd_pair)
             self.kd_modules[f"qfd_{qfd_pair.name}"] = FeatureAligner(app_ch, exp_ch, qfd_pair.upsample)
 
+    @property
+    def queue_length(self) -> int:
+        """Previous keyframes the batch must carry: as many as either detector reads."""
+        return max(self.apprentice.queue_length, self.expert.queue_length)
+
     # ---------------------------------------------------------------------------------------- running
     def train(self, mode: bool = True) -> Distiller:
         super().train(mode)

@@ -16,6 +16,8 @@ three public steps, so a distiller can take the features without running the det
 3. `losses(head_outputs, batch) -> dict[str, Tensor]` (named detection losses, one entry per term and
    decoder layer) and `predict(head_outputs) -> list[dict]` (per sample `boxes_lidar (N, 9)`,
    `scores (N,)`, `labels (N,)`, what `fd3d.evaluation.Detections(**d)` takes).
+4. `queue_length`: how many previous keyframes the detector wants in `batch["queue"]` (data loaders
+   read it; 0 for single-frame detectors).
 
 `forward(batch)` chains them: a loss dict in training mode, predictions in eval mode (Detectron2's
 convention). The batch is `fd3d.data.collate_samples` output: `images (B, Ncam, 3, H, W)` uint8,
@@ -91,6 +93,8 @@ class Camera3DDetector(nn.Module, ABC):
             code_weights=head.CODE_WEIGHTS,
         )
         self.max_detections = head.MAX_DETECTIONS
+        # previous keyframes the model reads from `batch["queue"]`; temporal detectors raise it
+        self.queue_length = 0
         self.post_center_range = list(head.POST_CENTER_RANGE)
 
     def encode_images(self, batch: dict) -> tuple[list[Tensor], CameraGeometry]:

@@ -128,22 +128,22 @@ def test_bad_switches_are_named():
         build("detr3d_cpu/Base.yaml", "DISTILL.LOSSES", "['cwd']", "DISTILL.CWD.STAGES", "['bev']")
 
 
-def test_expert_weights_load_from_a_folder_and_bad_paths_are_named(tmp_path):
-    from safetensors.torch import save_file
-
+def test_expert_loads_from_a_model_folder_and_bad_weights_are_named(tmp_path):
     from fd3d.config import load_config as load
+    from fd3d.hub import HubError, save_pretrained
     from fd3d.modeling.registry import build_model
 
     torch.manual_seed(123)
-    trained = build_model(load(DISTILL_CONFIGS.parent / "DETR3D" / "cpu_expert.yaml"))
-    save_file(
-        {k: v.contiguous() for k, v in trained.state_dict().items()}, str(tmp_path / "model.safetensors")
-    )
-    distiller = build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path))
+    expert_cfg = load(DISTILL_CONFIGS.parent / "DETR3D" / "cpu_expert.yaml")
+    trained = build_model(expert_cfg)
+    save_pretrained(trained, expert_cfg, tmp_path / "expert")
+    distiller = build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "expert"))
     loaded = distiller.expert.state_dict().values()
     for (name, expected), actual in zip(trained.state_dict().items(), loaded, strict=True):
         assert torch.equal(expected, actual), name
-    with pytest.raises(FileNotFoundError, match="nowhere .*must be a folder with model.safetensors"):
-        build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "nowhere"))
-    with pytest.raises(RuntimeError, match="do not fit the expert"):
-        build("bevformer_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path))
+    with pytest.raises(HubError, match="not found"):
+        build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "nowhere" / "expert"))
+    # OPTS that change the architecture make the saved weights misfit: the keys are listed
+    wider = ["DISTILL.EXPERT.OPTS", "['MODEL.HEAD.NUM_QUERIES', '150']"]
+    with pytest.raises(HubError, match=r"query_content.weight: saved \(200, 64\) vs model \(150, 64\)"):
+        build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "expert"), *wider)

@@ -1,0 +1,81 @@
+"""Distributed inference and the official nuScenes metrics, computed once over all processes' predictions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from fvcore.common.config import CfgNode
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from fd3d.evaluation.nuscenes_eval import Detections, evaluate_detections, format_metrics
+
+BOX_FIELDS = 9
+
+
+def pack_predictions(predictions: list[dict[str, Tensor]], max_detections: int) -> Tensor:
+    """Per-sample predictions -> (B, K, 11) rows (box 9, score, label), padded with score -1, so that
+    `gather_for_metrics` can move them between processes."""
+    packed = torch.full((len(predictions), max_detections, BOX_FIELDS + 2), -1.0)
+    for row, prediction in enumerate(predictions):
+        count = min(len(prediction["scores"]), max_detections)
+        packed[row, :count, :BOX_FIELDS] = prediction["boxes_lidar"][:count]
+        packed[row, :count, BOX_FIELDS] = prediction["scores"][:count]
+        packed[row, :count, BOX_FIELDS + 1] = prediction["labels"][:count].float()
+    return packed
+
+
+def unpack_predictions(packed: Tensor) -> Detections:
+    rows = packed[packed[:, BOX_FIELDS] >= 0].double().cpu().numpy()
+    return Detections(rows[:, :BOX_FIELDS], rows[:, BOX_FIELDS], rows[:, BOX_FIELDS + 1].astype(int))
+
+
+@torch.no_grad()
+def evaluate(
+    detector: nn.Module, loader, accelerator: Accelerator, cfg: CfgNode, out_dir: str | Path
+) -> dict | None:
+    """Predict the test split on every process, gather, and score on the main process.
+
+    Writes `out_dir/metrics.json` (and the devkit's files) and returns the metrics there; None elsewhere.
+    """
+    dataset = loader.dataset
+    index_of = {token: i for i, token in enumerate(dataset.tokens)}
+    was_training = detector.training
+    detector.eval()
+    indices, packed = [], []
+    progress = tqdm(loader, desc="evaluate", disable=not accelerator.is_main_process, leave=False)
+    for batch in progress:
+        predictions = detector(batch)
+        batch_index = torch.tensor([index_of[t] for t in batch["sample_token"]], device=accelerator.device)
+        rows = pack_predictions(predictions, detector.max_detections).to(accelerator.device)
+        batch_index, rows = accelerator.gather_for_metrics((batch_index, rows))
+        indices.append(batch_index.cpu())
+        packed.append(rows.cpu())
+    detector.train(was_training)
+    if not accelerator.is_main_process:
+        return None
+    all_indices, all_rows = torch.cat(indices), torch.cat(packed)
+    detections = {
+        dataset.tokens[int(i)]: unpack_predictions(rows)
+        for i, rows in zip(all_indices, all_rows, strict=True)
+    }
+    missing = len(dataset.tokens) - len(detections)
+    if missing:
+        raise RuntimeError(f"evaluation lost {missing} of {len(dataset.tokens)} samples while gathering")
+    out = Path(out_dir)
+    metrics = evaluate_detections(
+        dataset.reader, detections, cfg.DATASETS.TEST_SPLIT, out, cfg.DATASETS.CLASSES
+    )
+    print(format_metrics(metrics))
+    return metrics
+
+
+def publish_metrics(metrics: dict, eval_dir: Path, output_dir: Path) -> None:
+    """The latest evaluation's metrics also at OUTPUT_DIR/metrics.json (the file tools and users read)."""
+    shutil.copyfile(eval_dir / "metrics.json", output_dir / "metrics.json")
+    with (output_dir / "metrics_history.jsonl").open("a") as history:
+        history.write(json.dumps({"dir": eval_dir.name, **metrics}) + "\n")
