@@ -75,6 +75,10 @@ _C.DISTILL.EXPERT.CONFIG_FILE = ""
 # config.json then describes the expert and CONFIG_FILE is not read. Neither: a random expert (tests only).
 _C.DISTILL.EXPERT.WEIGHTS = ""
 _C.DISTILL.EXPERT.REVISION = ""
+# A folder where the frozen expert's features are stored per sample and read back on later epochs (off
+# when ""). Valid because the expert is frozen and the data unaugmented; a cached step then costs about
+# what an apprentice step costs.
+_C.DISTILL.EXPERT.FEATURE_CACHE = ""
 # KEY VALUE overrides applied to the expert's config.
 _C.DISTILL.EXPERT.OPTS = []
 # Any of: fitnet, cwd, mgd, smgd, qfd, heatmap. FD3D = [smgd, qfd].

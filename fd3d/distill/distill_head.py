@@ -106,7 +106,7 @@ class DistillationHead(nn.Module):
         return output, locations[:, :, :, 0].unflatten(0, (batch, cams)), visible
 
     def forward(self, features: DetectorFeatures) -> DistillHeadOutputs:
-        batch = features.pv[0].shape[0]
+        batch = (features.bev if self.mode == "bev" else features.pv[self.pv_level]).shape[0]
         query = self.query_content.weight.expand(batch, -1, -1)
         query_pos = self.query_pos.weight.expand(batch, -1, -1)
         reference = self.reference_logits.sigmoid().expand(batch, -1, -1)

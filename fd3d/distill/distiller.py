@@ -22,7 +22,7 @@ import torch
 from fvcore.common.config import CfgNode
 from torch import Tensor, nn
 
-from fd3d.config import ConfigError
+from fd3d.config import ConfigError, config_to_dict
 from fd3d.data.example_batch import example_batch
 from fd3d.distill.alignment import (
     ALIGNMENTS,
@@ -34,6 +34,7 @@ from fd3d.distill.alignment import (
 from fd3d.distill.cwd import channel_wise_divergence
 from fd3d.distill.distill_head import DistillationHead, DistillHeadOutputs
 from fd3d.distill.expert import build_frozen_expert
+from fd3d.distill.feature_cache import ExpertFeatureCache, expert_fingerprint
 from fd3d.distill.fitnet import FitNetLoss
 from fd3d.distill.focal_queries import select_focal_queries
 from fd3d.distill.heatmap import gaussian_heatmap, heatmap_l2
@@ -112,6 +113,7 @@ class Distiller(nn.Module):
             if loss != "qfd":
                 for pair in self._pairs_for(loss):
                     self.kd_modules[f"{loss}_{pair.name}"] = self._make_module(loss, pair)
+        self._cache: ExpertFeatureCache | None = None
         self.head = None
         if "qfd" in self.loss_names or ("smgd" in self.loss_names and distill.SMGD.MASKS == "focal"):
             self._build_head(cfg)
@@ -216,7 +218,36 @@ class Distiller(nn.Module):
 
     @torch.no_grad()
     def expert_features(self, batch: dict) -> DetectorFeatures:
-        return self.expert.extract_features(batch)
+        """The frozen expert's features of the batch, read from `DISTILL.EXPERT.FEATURE_CACHE` when set."""
+        if not self.cfg.DISTILL.EXPERT.FEATURE_CACHE:
+            return self.expert.extract_features(batch)
+        cache = self._feature_cache(batch)
+        tokens = list(batch["sample_token"])
+        if all(cache.has(token) for token in tokens):
+            return cache.load(tokens, batch["images"].device)
+        features = self.expert.extract_features(batch)
+        for index, token in enumerate(tokens):
+            cache.store(token, features, index)
+        return features
+
+    def _feature_cache(self, batch: dict) -> ExpertFeatureCache:
+        if self._cache is None:
+            levels = [pair.expert_level for pair in self.pv_pairs]
+            if self.head is not None and self.head.mode == "pv":
+                levels.append(self.head.pv_level)
+            fingerprint = expert_fingerprint(
+                self.expert,
+                config_to_dict(self.expert_cfg),
+                tuple(batch["images"].shape[-2:]),
+                len(batch.get("queue") or []),
+            )
+            self._cache = ExpertFeatureCache(
+                self.cfg.DISTILL.EXPERT.FEATURE_CACHE,
+                fingerprint,
+                levels,
+                self.expert_shapes["bev"] is not None,
+            )
+        return self._cache
 
     def _feature(self, features: DetectorFeatures, pair: FeaturePair, expert: bool) -> Tensor:
         """(N, C, H, W) map of a pair's side; PV cameras are folded into the batch."""
