@@ -1,0 +1,112 @@
+"""Aggregating a reproduction study: per-method metrics over seeds, gains, gap closed, table and plot.
+
+The paper's claim is about differences of a few NDS points, so every number is reported as mean ± std
+over seeds, and a gain over the apprentice counts as real only when it exceeds the seeds' spread.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from fd3d.evaluation.nuscenes_eval import METRIC_KEYS
+
+
+def summarize(runs: Sequence[Mapping]) -> dict:
+    """Runs of one method ({"seed", "metrics", "weights"}) -> lists per metric plus NDS mean and std."""
+    ordered = sorted(runs, key=lambda run: run["seed"])
+    summary: dict = {
+        "seeds": [run["seed"] for run in ordered],
+        "weights": [run["weights"] for run in ordered],
+    }
+    for key in METRIC_KEYS:
+        values = [run["metrics"][key] for run in ordered]
+        summary[key] = values
+        summary[f"{key}_mean"] = statistics.fmean(values)
+        summary[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return summary
+
+
+def gain_and_gap(method: Mapping, apprentice: Mapping, expert: Mapping) -> tuple[float, float | None, bool]:
+    """(NDS gain over the apprentice, share of the expert-apprentice gap closed, gain beyond the spread).
+
+    The gain is real when it exceeds the larger of the two methods' seed standard deviations (and both
+    have more than one seed); the gap share is None when the expert is not better than the apprentice.
+    """
+    gain = method["NDS_mean"] - apprentice["NDS_mean"]
+    gap = expert["NDS_mean"] - apprentice["NDS_mean"]
+    spread = max(method["NDS_std"], apprentice["NDS_std"])
+    real = len(method["seeds"]) > 1 and len(apprentice["seeds"]) > 1 and gain > spread
+    return gain, (gain / gap if gap > 0 else None), real
+
+
+def markdown_table(results: Mapping[str, Mapping], costs: Mapping[str, Mapping], order: Sequence[str]) -> str:
+    """Table-2-style markdown: metrics (mean ± std), GFLOPs, frames/s, gain and gap closed."""
+    header = ["method", "seeds", *METRIC_KEYS, "GFLOPs", "fps", "ΔNDS", "gap closed"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    apprentice, expert = results.get("apprentice"), results.get("expert")
+    for name in order:
+        if name not in results:
+            continue
+        summary = results[name]
+        cells = [name, str(len(summary["seeds"]))]
+        for key in METRIC_KEYS:
+            mean, std = summary[f"{key}_mean"], summary[f"{key}_std"]
+            cells.append(f"{mean:.4f} ± {std:.4f}" if len(summary["seeds"]) > 1 else f"{mean:.4f}")
+        cost = costs.get("expert" if name == "expert" else "apprentice", {})
+        cells += [f"{cost['gflops']:.2f}" if cost else "", f"{cost['fps']:.1f}" if cost else ""]
+        if name in ("expert", "apprentice") or apprentice is None or expert is None:
+            cells += ["", ""]
+        else:
+            gain, gap, real = gain_and_gap(summary, apprentice, expert)
+            cells += [
+                f"{gain:+.4f}" + ("" if real else " (within noise)"),
+                f"{gap:.0%}" if gap is not None else "n/a",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_plot(results: Mapping[str, Mapping], order: Sequence[str], path: str | Path) -> Path:
+    """NDS mean with std error bars per method; the expert and the apprentice as reference lines."""
+    names = [name for name in order if name in results]
+    means = [results[name]["NDS_mean"] for name in names]
+    stds = [results[name]["NDS_std"] for name in names]
+    figure = Figure(figsize=(1.2 * len(names) + 2, 4), dpi=100)
+    axes = figure.subplots()
+    colors = [
+        "#888888" if n in ("expert", "apprentice") else ("#d62728" if n == "fd3d" else "#1f77b4")
+        for n in names
+    ]
+    axes.bar(names, means, yerr=stds, capsize=4, color=colors)
+    for reference, style in (("expert", "--"), ("apprentice", ":")):
+        if reference in results:
+            axes.axhline(
+                results[reference]["NDS_mean"], color="black", linestyle=style, linewidth=1, label=reference
+            )
+    low = min(m - s for m, s in zip(means, stds, strict=True))
+    high = max(m + s for m, s in zip(means, stds, strict=True))
+    axes.set_ylim(max(0.0, low - 0.05), min(1.0, high + 0.05))
+    axes.set_ylabel("NDS (official devkit, val)")
+    axes.set_title("FD3D vs baselines, mean ± std over seeds")
+    axes.legend(loc="lower right")
+    axes.tick_params(axis="x", rotation=30)
+    figure.tight_layout()
+    figure.savefig(path)
+    return Path(path)
+
+
+def write_results(
+    results: Mapping[str, Mapping], extra: Mapping, costs: Mapping, order: Sequence[str], out: str | Path
+) -> None:
+    """results.json (method -> summary, plus `extra` at the top), results.md and results.png."""
+    out = Path(out)
+    (out / "results.json").write_text(json.dumps({**extra, **results}, indent=2) + "\n")
+    lines = ["# Reproduction on synthetic nuScenes-format data", "", markdown_table(results, costs, order)]
+    lines += [f"- {key}: {value}" for key, value in extra.items()]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    bar_plot(results, order, out / "results.png")
