@@ -62,7 +62,12 @@ def _ego_trajectory(rng: np.random.Generator, n_samples: int) -> tuple[np.ndarra
 
 
 def _draw_object(
-    rng: np.random.Generator, class_name: str, anchor_xy: np.ndarray, anchor_time: float, road_yaw: float
+    rng: np.random.Generator,
+    class_name: str,
+    anchor_xy: np.ndarray,
+    anchor_time: float,
+    road_yaw: float,
+    static: bool = False,
 ) -> SceneObject:
     spec = CLASS_SPECS[class_name]
     size = np.array(spec.size_wlh) * rng.uniform(0.9, 1.1, size=3)
@@ -70,7 +75,7 @@ def _draw_object(
         yaw = rng.uniform(-np.pi, np.pi)
     else:
         yaw = road_yaw + rng.normal(0.0, 0.1) + (np.pi if rng.random() < 0.5 else 0.0)
-    moving = rng.random() < spec.moving_probability
+    moving = rng.random() < spec.moving_probability and not static
     speed = rng.uniform(*spec.speed_range) if moving else 0.0
     velocity = speed * np.array([np.cos(yaw), np.sin(yaw)])
     yaw = float(np.arctan2(np.sin(yaw), np.cos(yaw)))
@@ -106,16 +111,25 @@ def make_scene_layout(rng: np.random.Generator, n_samples: int, max_tries: int =
     objects: list[SceneObject] = []
     wanted = [(c, True) for c in DETECTION_CLASSES] + [(str(c), False) for c in filler_classes]
     for class_name, is_anchor in wanted:
-        for _ in range(max_tries):
+        # An anchor that keeps crossing the ego path (a long, fast trailer) is retried standing still and
+        # further out, still inside every class's evaluation range; the first draws are unchanged, so
+        # seeds that placed every anchor before keep their scenes.
+        for attempt in range(2 * max_tries if is_anchor else max_tries):
             k = int(rng.integers(n_samples))
             angle = rng.uniform(-np.pi, np.pi)
-            distance = rng.uniform(6.0, 18.0) if is_anchor else rng.uniform(4.0, SPAWN_RADIUS_M)
+            static = attempt >= max_tries
+            if is_anchor:
+                distance = rng.uniform(12.0, 28.0) if static else rng.uniform(6.0, 18.0)
+            else:
+                distance = rng.uniform(4.0, SPAWN_RADIUS_M)
             anchor = ego_xy[k] + distance * np.array([np.cos(angle), np.sin(angle)])
-            candidate = _draw_object(rng, class_name, anchor, times[k], ego_yaw[k])
+            candidate = _draw_object(rng, class_name, anchor, times[k], ego_yaw[k], static=static)
             if not _collides(candidate, objects, times, ego_xy):
                 objects.append(candidate)
                 break
         else:
             if is_anchor:
-                raise RuntimeError(f"could not place a {class_name} near the ego path in {max_tries} tries")
+                raise RuntimeError(
+                    f"could not place a {class_name} near the ego path in {2 * max_tries} tries"
+                )
     return SceneLayout(times_s=times, ego_xy=ego_xy, ego_yaw=ego_yaw, objects=objects)

@@ -182,3 +182,15 @@ def test_box_helpers_agree_with_devkit_box():
 def test_bad_generator_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SyntheticConfig(**kwargs)
+
+
+def test_layouts_whose_trailer_kept_crossing_the_ego_path_still_place_every_class():
+    """Seeds 205 and 276 once failed: a long moving trailer collided with the ego path in every try."""
+    import numpy as np
+
+    from fd3d.data.classes import DETECTION_CLASSES
+    from fd3d.data.scene_layout import make_scene_layout
+
+    for seed in (205, 276):
+        layout = make_scene_layout(np.random.default_rng(seed), 10)
+        assert set(DETECTION_CLASSES) <= {obj.class_name for obj in layout.objects}
