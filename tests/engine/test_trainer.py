@@ -90,3 +90,10 @@ def test_missing_dataroot_is_named(tmp_path):
     cfg = config("DETR3D/cpu_apprentice.yaml", tmp_path / "no-such-root", tmp_path / "out")
     with pytest.raises(DatasetError, match="no-such-root"):
         train(cfg)
+
+
+def test_resume_from_a_folder_that_is_not_a_checkpoint_is_named(mini_dataroot, tmp_path):
+    (tmp_path / "checkpoints" / "step_00000002").mkdir(parents=True)
+    cfg = config("DETR3D/cpu_apprentice.yaml", mini_dataroot, tmp_path)
+    with pytest.raises(FileNotFoundError, match="step_00000002 is not an fd3d checkpoint"):
+        train(cfg, resume=True)
