@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from fd3d.data.cli import add_dataroot_arguments
 from fd3d.data.nuscenes import NuScenesReader
-from fd3d.data.schema import VERSIONS
 from fd3d.evaluation.nuscenes_eval import evaluate_submission, format_metrics
 
 
@@ -21,11 +21,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dataroot", required=True, help="nuScenes-format dataroot (real or synthetic)")
-    parser.add_argument("--version", default="v1.0-mini", choices=VERSIONS)
-    parser.add_argument(
-        "--eval-set", default="mini_val", help="official split: mini_val, val, ... (default mini_val)"
-    )
+    add_dataroot_arguments(parser, "--eval-set")
     parser.add_argument("--results", required=True, help="results JSON in the nuScenes submission format")
     parser.add_argument("--out", required=True, help="folder for metrics.json and the devkit's outputs")
     parser.add_argument(

@@ -23,8 +23,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fd3d.data.cli import add_dataroot_arguments
 from fd3d.data.nuscenes import DatasetError
-from fd3d.data.schema import VERSIONS
 from fd3d.evaluation.visualize import check_model_name, visualize_sample
 from fd3d.hub import HubError, from_pretrained
 
@@ -45,11 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dataroot", required=True, help="nuScenes-format dataroot (real or synthetic)")
-    parser.add_argument("--version", default="v1.0-mini", choices=VERSIONS)
-    parser.add_argument(
-        "--split", default="mini_val", help="official split: mini_val, val, ... (default mini_val)"
-    )
+    add_dataroot_arguments(parser, "--split")
     parser.add_argument("--sample-index", type=int, default=0, help="index of the sample in the split")
     parser.add_argument(
         "--model",

@@ -68,6 +68,25 @@ def init_sampling_offsets(linear: nn.Linear, num_heads: int, num_levels: int, nu
         linear.bias.copy_(bias.repeat(linear.bias.numel() // bias.numel()))
 
 
+def init_deformable_layers(
+    sampling_offsets: nn.Linear,
+    attention_weights: nn.Linear,
+    value_proj: nn.Linear,
+    output_proj: nn.Linear,
+    num_heads: int,
+    num_levels: int,
+    num_points: int,
+) -> None:
+    """Deformable DETR's start for any deformable attention: the directional ring of offsets, uniform
+    attention weights (zero logits), Xavier projections with zero bias."""
+    init_sampling_offsets(sampling_offsets, num_heads, num_levels, num_points)
+    nn.init.zeros_(attention_weights.weight)
+    nn.init.zeros_(attention_weights.bias)
+    for linear in (value_proj, output_proj):
+        nn.init.xavier_uniform_(linear.weight)
+        nn.init.zeros_(linear.bias)
+
+
 class MultiScaleDeformableAttention(nn.Module):
     """Each query looks at `num_points` learned offsets around its reference point on every level.
 
@@ -90,13 +109,15 @@ class MultiScaleDeformableAttention(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init_sampling_offsets(self.sampling_offsets, self.num_heads, self.num_levels, self.num_points)
-        nn.init.zeros_(self.attention_weights.weight)
-        nn.init.zeros_(self.attention_weights.bias)
-        nn.init.xavier_uniform_(self.value_proj.weight)
-        nn.init.zeros_(self.value_proj.bias)
-        nn.init.xavier_uniform_(self.output_proj.weight)
-        nn.init.zeros_(self.output_proj.bias)
+        init_deformable_layers(
+            self.sampling_offsets,
+            self.attention_weights,
+            self.value_proj,
+            self.output_proj,
+            self.num_heads,
+            self.num_levels,
+            self.num_points,
+        )
 
     def forward(
         self, query: Tensor, reference_points: Tensor, value: Tensor, spatial_shapes: Tensor

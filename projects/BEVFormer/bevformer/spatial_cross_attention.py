@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from fd3d.modeling.projection import project_to_images
-from fd3d.ops.deform_attn import init_sampling_offsets, multi_scale_deformable_attention
+from fd3d.ops.deform_attn import init_deformable_layers, multi_scale_deformable_attention
 
 
 def project_pillars(pillars: Tensor, lidar2img: Tensor, image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
@@ -35,12 +35,15 @@ class SpatialCrossAttention(nn.Module):
         self.attention_weights = nn.Linear(embed_dims, num_heads * num_levels * num_points)
         self.value_proj = nn.Linear(embed_dims, embed_dims)
         self.output_proj = nn.Linear(embed_dims, embed_dims)
-        init_sampling_offsets(self.sampling_offsets, num_heads, num_levels, num_points)
-        nn.init.zeros_(self.attention_weights.weight)
-        nn.init.zeros_(self.attention_weights.bias)
-        for linear in (self.value_proj, self.output_proj):
-            nn.init.xavier_uniform_(linear.weight)
-            nn.init.zeros_(linear.bias)
+        init_deformable_layers(
+            self.sampling_offsets,
+            self.attention_weights,
+            self.value_proj,
+            self.output_proj,
+            num_heads,
+            num_levels,
+            num_points,
+        )
 
     def forward(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fd3d.ops.deform_attn import init_sampling_offsets, multi_scale_deformable_attention
+from fd3d.ops.deform_attn import init_deformable_layers, multi_scale_deformable_attention
 
 QUEUE = 2  # (aligned previous BEV, current BEV queries)
 
@@ -25,12 +25,15 @@ class TemporalSelfAttention(nn.Module):
         self.attention_weights = nn.Linear(QUEUE * embed_dims, QUEUE * num_heads * num_points)
         self.value_proj = nn.Linear(embed_dims, embed_dims)
         self.output_proj = nn.Linear(embed_dims, embed_dims)
-        init_sampling_offsets(self.sampling_offsets, num_heads, QUEUE, num_points)
-        nn.init.zeros_(self.attention_weights.weight)
-        nn.init.zeros_(self.attention_weights.bias)
-        for linear in (self.value_proj, self.output_proj):
-            nn.init.xavier_uniform_(linear.weight)
-            nn.init.zeros_(linear.bias)
+        init_deformable_layers(
+            self.sampling_offsets,
+            self.attention_weights,
+            self.value_proj,
+            self.output_proj,
+            num_heads,
+            QUEUE,
+            num_points,
+        )
 
     def forward(
         self, query: Tensor, query_pos: Tensor, prev_bev: Tensor, reference_2d: Tensor, bev_shape: Tensor
