@@ -370,17 +370,22 @@ def load_pretrained_config(
 def from_pretrained(repo_or_dir: str | os.PathLike, revision: str | None = None) -> nn.Module:
     """The detector saved in a local folder or a Hub repository, weights loaded strictly, in eval mode.
 
-    The model is built with `MODEL.BACKBONE.PRETRAINED` set to "" (no ImageNet download: the weights file
-    holds the trained backbone); `load_pretrained_config` returns the config with its original value.
+    `load_pretrained_config` returns the config with its original `MODEL.BACKBONE.PRETRAINED`.
     """
     cfg, folder = load_pretrained_config(repo_or_dir, revision)
+    return build_with_weights(cfg, folder / WEIGHTS_NAME).eval()
+
+
+def build_with_weights(cfg: CfgNode, weights_file: str | os.PathLike) -> nn.Module:
+    """`build_model(cfg)` with `weights_file` loaded strictly, built with `MODEL.BACKBONE.PRETRAINED` ""
+    (no ImageNet download: the weights file holds the trained backbone)."""
     build_cfg = cfg.clone()
     build_cfg.defrost()
     build_cfg.MODEL.BACKBONE.PRETRAINED = ""
     build_cfg.freeze()
     model = build_model(build_cfg)
-    load_weights_into(model, folder / WEIGHTS_NAME)
-    return model.eval()
+    load_weights_into(model, weights_file)
+    return model
 
 
 def load_weights_into(model: nn.Module, weights_file: str | os.PathLike) -> None:
