@@ -14,7 +14,9 @@
 5. measures the step time of distillation against apprentice-only training, and inference speed.
 
 Every finished run (OUT/runs/<method>/seed<k>) keeps its model and metrics; a re-run only does what is
-missing, and an interrupted run continues from its last checkpoint.
+missing, and an interrupted run continues from its last checkpoint. Runs go method by method (apprentice,
+FD3D, CWD first), all seeds of one before the next; `--report` trains nothing and writes the table from
+the runs finished so far.
 """
 
 from __future__ import annotations
@@ -35,17 +37,18 @@ from fd3d.hub import from_pretrained
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERT = "BEVFormer/cpu_expert.yaml"
+# Run order: the methods the paper's claim rests on first, so a study cut short still has every seed of them.
 METHODS = {
     "apprentice": "BEVFormer/cpu_apprentice.yaml",
-    "fitnet": "distill/bevformer_cpu/fitnet.yaml",
-    "cwd": "distill/bevformer_cpu/cwd.yaml",
-    "mgd": "distill/bevformer_cpu/mgd.yaml",
     "fd3d": "distill/bevformer_cpu/fd3d.yaml",
+    "cwd": "distill/bevformer_cpu/cwd.yaml",
+    "fitnet": "distill/bevformer_cpu/fitnet.yaml",
+    "mgd": "distill/bevformer_cpu/mgd.yaml",
     "smgd_only": "distill/bevformer_cpu/smgd_only.yaml",
     "qfd_only": "distill/bevformer_cpu/qfd_only.yaml",
 }
 QUICK_METHODS = ("apprentice", "cwd", "fd3d")
-ORDER = ("expert", *METHODS)
+ORDER = ("expert", "apprentice", "fitnet", "cwd", "mgd", "fd3d", "smgd_only", "qfd_only")  # table rows
 # (data, expert steps, steps of every apprentice run)
 FULL = {"version": "v1.0-trainval", "scenes": 60, "val_scenes": 10, "samples": 20}
 FULL.update(expert_steps=6000, steps=2000)
@@ -74,11 +77,19 @@ def make_data(dataroot: Path, plan: dict, seed: int) -> None:
     generate(dataroot, config)
 
 
-def run_job(name: str, config: str, out: Path, overrides: list[str]) -> dict:
-    """Train (or finish, or reuse) one run; returns {"seed", "metrics", "weights", "seconds"}."""
+def finished_run(out: Path) -> dict | None:
+    """The stored {"seed", "metrics", "weights", ...} of a completed run, or None."""
     info_file = out / "run_info.json"
     if info_file.is_file() and (out / MODEL_DIR / "model.safetensors").is_file():
         return json.loads(info_file.read_text())
+    return None
+
+
+def run_job(name: str, config: str, out: Path, overrides: list[str]) -> dict:
+    """Train (or finish, or reuse) one run; returns {"seed", "metrics", "weights", "seconds"}."""
+    if (done := finished_run(out)) is not None:
+        return done
+    info_file = out / "run_info.json"
     print(f"[run] {name}: {config} -> {out}", flush=True)
     cfg = load_config(CONFIGS / config, [*overrides, "OUTPUT_DIR", str(out)])
     start = time.perf_counter()
@@ -115,64 +126,21 @@ def costs_of(folder: str) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="small data, one seed, apprentice vs CWD vs FD3D"
-    )
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (--quick: 0)")
-    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=None, help="default: all")
-    parser.add_argument("--out", default=None, help="default work/reproduce (--quick: work/reproduce_quick)")
-    parser.add_argument("--steps", type=int, default=None, help="steps of each apprentice run")
-    parser.add_argument("--expert-steps", type=int, default=None, help="steps of the expert")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(2)
-
-    plan = dict(QUICK if args.quick else FULL)
-    plan["steps"] = args.steps or plan["steps"]
-    plan["expert_steps"] = args.expert_steps or plan["expert_steps"]
-    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    methods = args.methods or (list(QUICK_METHODS) if args.quick else list(METHODS))
-    out = Path(args.out or ("work/reproduce_quick" if args.quick else "work/reproduce"))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "plan.json").write_text(json.dumps({**plan, "seeds": seeds, "methods": methods}, indent=2))
-
-    dataroot = out / "data"
-    make_data(dataroot, plan, seed=1000)
-    data = data_overrides(dataroot, plan["version"])
-    schedule = ["SOLVER.CHECKPOINT_PERIOD", str(max(plan["steps"] // 4, 50)), "TEST.EVAL_PERIOD", "0"]
-
-    expert_run = run_job("expert", EXPERT, out / "expert",
-                         [*data, "SEED", "0", "SOLVER.MAX_ITER", str(plan["expert_steps"]),
-                          "SOLVER.CHECKPOINT_PERIOD", str(max(plan["expert_steps"] // 6, 50))])  # fmt: skip
-    distill = ["DISTILL.EXPERT.WEIGHTS", expert_run["weights"]]
-    distill += ["DISTILL.EXPERT.FEATURE_CACHE", str(out / "expert_cache")]
-    runs: dict[str, list[dict]] = {"expert": [expert_run]}
-    for seed in seeds:
-        for method in methods:
-            overrides = [*data, *schedule, "SEED", str(seed), "SOLVER.MAX_ITER", str(plan["steps"])]
-            if method != "apprentice":
-                overrides += distill
-            runs.setdefault(method, []).append(
-                run_job(method, METHODS[method], out / "runs" / method / f"seed{seed}", overrides)
-            )
-            results = {name: summarize(group) for name, group in runs.items()}
-            write_results(results, {}, {}, ORDER, out)  # partial table after every run
-
+def report(out: Path, runs: dict[str, list[dict]], data: list[str], distill: list[str], plan: dict) -> dict:
+    """Measure step times and inference speed, then write results.md/json/png from the finished runs."""
     print("[measure] step times and inference speed", flush=True)
     timing = [*data, "OUTPUT_DIR", str(out / "timing"), "SOLVER.MAX_ITER", "1000"]
     apprentice_step = seconds_per_step(METHODS["apprentice"], timing)
     fd3d_step = seconds_per_step(METHODS["fd3d"], [*timing, *distill])
-    apprentice_weights = runs.get("apprentice", runs[methods[0]])[0]["weights"]
-    costs = {"expert": costs_of(expert_run["weights"]), "apprentice": costs_of(apprentice_weights)}
+    expert_weights = runs["expert"][0]["weights"]
+    apprentice_weights = next(group[0]["weights"] for name, group in runs.items() if name != "expert")
+    costs = {"expert": costs_of(expert_weights), "apprentice": costs_of(apprentice_weights)}
     extra = {
         "step_time_ratio": fd3d_step / apprentice_step,
         "step_seconds": {"apprentice": apprentice_step, "fd3d_cached_expert": fd3d_step},
         "inference_speedup": costs["apprentice"]["fps"] / costs["expert"]["fps"],
         "costs": costs,
-        "plan": {**plan, "seeds": seeds, "methods": methods},
+        "plan": plan,
     }
     results = {name: summarize(group) for name, group in runs.items()}
     if "apprentice" in results:
@@ -190,6 +158,67 @@ def main(argv: list[str] | None = None) -> dict:
     write_results(results, extra, costs, ORDER, out)
     print((out / "results.md").read_text())
     return {**extra, **results}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small data, one seed, apprentice vs CWD vs FD3D"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (--quick: 0)")
+    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=None, help="default: all")
+    parser.add_argument("--out", default=None, help="default work/reproduce (--quick: work/reproduce_quick)")
+    parser.add_argument("--steps", type=int, default=None, help="steps of each apprentice run")
+    parser.add_argument("--expert-steps", type=int, default=None, help="steps of the expert")
+    parser.add_argument(
+        "--report", action="store_true", help="train nothing; write the table from the runs finished so far"
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+
+    plan = dict(QUICK if args.quick else FULL)
+    plan["steps"] = args.steps or plan["steps"]
+    plan["expert_steps"] = args.expert_steps or plan["expert_steps"]
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    methods = [m for m in METHODS if m in (args.methods or (QUICK_METHODS if args.quick else METHODS))]
+    plan.update(seeds=seeds, methods=methods)
+    out = Path(args.out or ("work/reproduce_quick" if args.quick else "work/reproduce"))
+    out.mkdir(parents=True, exist_ok=True)
+
+    dataroot = out / "data"
+    data = data_overrides(dataroot, plan["version"])
+    if args.report:
+        expert_run = finished_run(out / "expert")
+        if expert_run is None:
+            raise SystemExit(f"--report: no finished expert in {out / 'expert'}; run without --report first")
+    else:
+        (out / "plan.json").write_text(json.dumps(plan, indent=2))
+        make_data(dataroot, plan, seed=1000)
+        expert_schedule = ["SOLVER.MAX_ITER", str(plan["expert_steps"]),
+                           "SOLVER.CHECKPOINT_PERIOD", str(max(plan["expert_steps"] // 6, 50))]  # fmt: skip
+        expert_run = run_job("expert", EXPERT, out / "expert", [*data, "SEED", "0", *expert_schedule])
+    distill = ["DISTILL.EXPERT.WEIGHTS", expert_run["weights"]]
+    distill += ["DISTILL.EXPERT.FEATURE_CACHE", str(out / "expert_cache")]
+    schedule = ["SOLVER.CHECKPOINT_PERIOD", str(max(plan["steps"] // 4, 50)), "TEST.EVAL_PERIOD", "0"]
+    runs: dict[str, list[dict]] = {"expert": [expert_run]}
+    for method in methods:
+        for seed in seeds:
+            folder = out / "runs" / method / f"seed{seed}"
+            if args.report:
+                if (done := finished_run(folder)) is not None:
+                    runs.setdefault(method, []).append(done)
+                continue
+            overrides = [*data, *schedule, "SEED", str(seed), "SOLVER.MAX_ITER", str(plan["steps"])]
+            if method != "apprentice":
+                overrides += distill
+            runs.setdefault(method, []).append(run_job(method, METHODS[method], folder, overrides))
+            results = {name: summarize(group) for name, group in runs.items()}
+            write_results(results, {}, {}, ORDER, out / "partial")  # table so far, after every run
+    if len(runs) == 1:
+        raise SystemExit(f"no finished apprentice run in {out / 'runs'} to report")
+    return report(out, runs, data, distill, plan)
 
 
 if __name__ == "__main__":

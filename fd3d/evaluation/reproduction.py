@@ -105,6 +105,7 @@ def write_results(
 ) -> None:
     """results.json (method -> summary, plus `extra` at the top), results.md and results.png."""
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({**extra, **results}, indent=2) + "\n")
     lines = ["# Reproduction on synthetic nuScenes-format data", "", markdown_table(results, costs, order)]
     lines += [f"- {key}: {value}" for key, value in extra.items()]
