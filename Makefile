@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test
+.PHONY: setup demo test reproduce reproduce-quick
 
 # A virtual environment with fd3d installed in editable mode (torch comes from the local wheel cache here).
 $(VENV)/.installed: setup.py pyproject.toml
@@ -15,6 +15,13 @@ setup: $(VENV)/.installed
 # The main job on built-in synthetic data.
 demo: setup
 	$(PY) tools/demo.py --out work/demo
+
+# The paper's Tables 2-3 on synthetic data (hours on a CPU; resumable), and its 20-minute version.
+reproduce: setup
+	$(PY) tools/reproduce.py --out work/reproduce
+
+reproduce-quick: setup
+	$(PY) tools/reproduce.py --quick --out work/reproduce_quick
 
 # Lint, then the whole test suite.
 test: setup
