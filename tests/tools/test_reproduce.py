@@ -1,0 +1,62 @@
+"""tools/reproduce.py end to end at toy scale: every file the issue asks for, runs reused, --report."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tools.reproduce import main
+
+TOY = ["--quick", "--steps", "2", "--expert-steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def study(mini_dataroot, tmp_path_factory):
+    """A --quick study on the shared small dataroot (reused as OUT/data), 2 steps per run."""
+    out = tmp_path_factory.mktemp("reproduce")
+    os.symlink(mini_dataroot, out / "data")
+    return out, main([*TOY, "--out", str(out)])
+
+
+def test_writes_the_table_json_and_plot(study):
+    out, results = study
+    stored = json.loads((out / "results.json").read_text())
+    for name in ("expert", "apprentice", "cwd", "fd3d"):
+        assert stored[name]["seeds"] == [0]
+        assert len(stored[name]["NDS"]) == 1 and 0.0 <= stored[name]["NDS_mean"] <= 1.0
+        assert [Path(folder, "model.safetensors").is_file() for folder in stored[name]["weights"]] == [True]
+    assert stored["step_time_ratio"] > 0 and stored["inference_speedup"] > 0
+    assert set(stored["gains"]) == {"cwd", "fd3d"}
+    table = (out / "results.md").read_text()
+    assert all(f"| {name} | 1 |" in table for name in ("expert", "apprentice", "cwd", "fd3d"))
+    assert (out / "results.png").stat().st_size > 0
+    assert results["fd3d"]["NDS"] == stored["fd3d"]["NDS"]
+
+
+def test_rerun_reuses_finished_runs(study, capsys):
+    out, first = study
+    stamps = {path: path.stat().st_mtime_ns for path in out.glob("runs/*/seed0/run_info.json")}
+    assert len(stamps) == 3
+    again = main([*TOY, "--out", str(out)])
+    assert "[run]" not in capsys.readouterr().out
+    assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
+    assert all(again[name]["NDS"] == first[name]["NDS"] for name in ("expert", "apprentice", "cwd", "fd3d"))
+
+
+def test_report_uses_only_finished_runs(study, tmp_path):
+    out, first = study
+    partial = tmp_path / "partial"
+    (partial / "runs").mkdir(parents=True)
+    for name in ("data", "expert", "runs/apprentice"):  # only the expert and the apprentice finished
+        os.symlink(out / name, partial / name, target_is_directory=True)
+    reported = main([*TOY, "--out", str(partial), "--report"])
+    assert set(reported) >= {"expert", "apprentice"} and "fd3d" not in reported
+    assert reported["apprentice"]["NDS"] == first["apprentice"]["NDS"]
+
+
+def test_report_without_an_expert_names_the_folder(tmp_path):
+    with pytest.raises(SystemExit, match="no finished expert"):
+        main([*TOY, "--out", str(tmp_path), "--report"])
