@@ -93,7 +93,7 @@ def bar_plot(results: Mapping[str, Mapping], order: Sequence[str], path: str | P
     axes.set_ylim(max(0.0, low - 0.05), min(1.0, high + 0.05))
     axes.set_ylabel("NDS (official devkit, val)")
     axes.set_title("FD3D vs baselines, mean ± std over seeds")
-    axes.legend(loc="lower right")
+    axes.legend(loc="upper right")
     axes.tick_params(axis="x", rotation=30)
     figure.tight_layout()
     figure.savefig(path)
