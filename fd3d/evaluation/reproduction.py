@@ -34,13 +34,13 @@ def summarize(runs: Sequence[Mapping]) -> dict:
 def gain_and_gap(method: Mapping, apprentice: Mapping, expert: Mapping) -> tuple[float, float | None, bool]:
     """(NDS gain over the apprentice, share of the expert-apprentice gap closed, gain beyond the spread).
 
-    The gain is real when it exceeds the larger of the two methods' seed standard deviations (and both
-    have more than one seed); the gap share is None when the expert is not better than the apprentice.
+    A gain (or a loss) is real when its size exceeds the larger of the two methods' seed standard
+    deviations (and both have more than one seed); the gap share is None when the expert is not better.
     """
     gain = method["NDS_mean"] - apprentice["NDS_mean"]
     gap = expert["NDS_mean"] - apprentice["NDS_mean"]
     spread = max(method["NDS_std"], apprentice["NDS_std"])
-    real = len(method["seeds"]) > 1 and len(apprentice["seeds"]) > 1 and gain > spread
+    real = len(method["seeds"]) > 1 and len(apprentice["seeds"]) > 1 and abs(gain) > spread
     return gain, (gain / gap if gap > 0 else None), real
 
 

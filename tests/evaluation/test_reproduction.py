@@ -28,6 +28,8 @@ def test_summary_gain_and_gap_by_hand():
     gain, _, real = gain_and_gap(noisy, apprentice, expert)
     assert gain == pytest.approx(0.0, abs=1e-12) and not real  # std 0.05 swamps it
     assert gain_and_gap(fd3d, apprentice, summarize([run(0, 0.2)]))[1] is None  # expert not better
+    gain, _, real = gain_and_gap(apprentice, fd3d, expert)
+    assert gain == pytest.approx(-0.10) and real  # a loss beyond the spread is real too
 
 
 def test_report_files(tmp_path):
