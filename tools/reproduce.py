@@ -89,14 +89,13 @@ def run_job(name: str, config: str, out: Path, overrides: list[str]) -> dict:
     """Train (or finish, or reuse) one run; returns {"seed", "metrics", "weights", "seconds"}."""
     if (done := finished_run(out)) is not None:
         return done
-    info_file = out / "run_info.json"
     print(f"[run] {name}: {config} -> {out}", flush=True)
     cfg = load_config(CONFIGS / config, [*overrides, "OUTPUT_DIR", str(out)])
     start = time.perf_counter()
     metrics = train(cfg, resume=True)
     info = {"seed": cfg.SEED, "metrics": metrics, "weights": str(out / MODEL_DIR),
             "seconds_this_sitting": time.perf_counter() - start}  # fmt: skip
-    info_file.write_text(json.dumps(info, indent=2))
+    (out / "run_info.json").write_text(json.dumps(info, indent=2))
     print(f"[run] {name} seed {cfg.SEED}: NDS {metrics['NDS']:.4f} mAP {metrics['mAP']:.4f}", flush=True)
     return info
 
@@ -217,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
             results = {name: summarize(group) for name, group in runs.items()}
             write_results(results, {}, {}, ORDER, out / "partial")  # table so far, after every run
     if len(runs) == 1:
-        raise SystemExit(f"no finished apprentice run in {out / 'runs'} to report")
+        raise SystemExit(f"no finished run of {', '.join(methods)} in {out / 'runs'} to report")
     return report(out, runs, data, distill, plan)
 
 
