@@ -46,9 +46,21 @@ METHODS = {
     "mgd": "distill/bevformer_cpu/mgd.yaml",
     "smgd_only": "distill/bevformer_cpu/smgd_only.yaml",
     "qfd_only": "distill/bevformer_cpu/qfd_only.yaml",
+    # not a method of the paper: FD3D with its distillation head pre-trained on the expert first
+    "fd3d_head_pretrained": "distill/bevformer_cpu/fd3d_head_pretrained.yaml",
 }
 QUICK_METHODS = ("apprentice", "cwd", "fd3d")
-ORDER = ("expert", "apprentice", "fitnet", "cwd", "mgd", "fd3d", "smgd_only", "qfd_only")  # table rows
+ORDER = (  # table rows: the paper's order, then the variant
+    "expert",
+    "apprentice",
+    "fitnet",
+    "cwd",
+    "mgd",
+    "fd3d",
+    "smgd_only",
+    "qfd_only",
+    "fd3d_head_pretrained",
+)
 # (data, expert steps, steps of every apprentice run)
 FULL = {"version": "v1.0-trainval", "scenes": 60, "val_scenes": 10, "samples": 20}
 FULL.update(expert_steps=6000, steps=2000)

@@ -100,6 +100,10 @@ _C.DISTILL.HEAD.BOX_WEIGHT = 0.25
 # the paper does not publish them).
 _C.DISTILL.HEAD.CONF_THRESH = 0.3
 _C.DISTILL.HEAD.GIOU_THRESH = 0.3
+# Steps that train the distillation head alone on the frozen expert before the apprentice starts (0: the
+# head is trained only jointly with the apprentice, as in the paper). The head depends only on the expert
+# and the train data; trained from scratch on a short schedule it finds no focal query for a while.
+_C.DISTILL.HEAD.PRETRAIN_ITERS = 0
 
 # Selective masked generative distillation (Eq. 3-9): weight lambda, mask ratio r, temperature tau.
 _C.DISTILL.SMGD = CN()

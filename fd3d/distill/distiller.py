@@ -295,6 +295,17 @@ class Distiller(nn.Module):
         losses["num_focal_queries"] = focal.sum().float()
         return outputs, focal
 
+    def head_losses(self, batch: dict) -> dict[str, Tensor]:
+        """L_dh of the batch and the focal-query count, without the apprentice: head pre-training."""
+        if self.head is None:
+            raise ConfigError(
+                f"DISTILL.LOSSES {self.loss_names} use no distillation head "
+                "(it needs 'qfd', or 'smgd' with DISTILL.SMGD.MASKS 'focal')"
+            )
+        losses: dict[str, Tensor] = {}
+        self._run_head(self.expert_features(batch), batch, losses)
+        return losses
+
     def _qfd(
         self, head: DistillHeadOutputs, focal: Tensor, app: DetectorFeatures, exp: DetectorFeatures
     ) -> Tensor:

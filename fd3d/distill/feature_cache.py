@@ -3,7 +3,9 @@
 The expert never changes during distillation and the data is not augmented, so its features of a
 sample are the same every epoch: computing them once turns a distillation step into little more than
 an apprentice step. Files live under a fingerprint of everything that shapes the features (the
-expert's weights and config, the input size, the queue), so a changed expert never reads stale ones.
+expert's weights, the MODEL and INPUT sections of its config, the input size, the queue), so a changed
+expert never reads stale ones, and a config key that cannot change them (a solver setting, a new
+default of a later release) does not throw the cache away.
 Only the feature levels the distiller uses are stored. Writes are atomic (temporary file + rename), so
 processes sharing the folder and crashes never leave a half-written file.
 """
@@ -21,8 +23,12 @@ from torch import Tensor, nn
 
 from fd3d.modeling.outputs import CameraGeometry, DetectorFeatures
 
+FEATURE_SECTIONS = ("MODEL", "INPUT")  # the expert config's sections that shape its features
+
 
 def expert_fingerprint(expert: nn.Module, config: dict, image_size: tuple[int, int], queue: int) -> str:
+    """16 hex digits naming the expert's features: weights, `FEATURE_SECTIONS` of `config`, input, queue."""
+    config = {section: config.get(section) for section in FEATURE_SECTIONS}
     digest = hashlib.sha256()
     for name, tensor in expert.state_dict().items():
         digest.update(name.encode())

@@ -7,6 +7,7 @@ counts optimizer steps; with gradient accumulation each consumes `GRAD_ACCUM_STE
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,17 @@ from accelerate.utils import set_seed
 from fvcore.common.config import CfgNode
 from tqdm import tqdm
 
+from fd3d.config import ConfigError
+from fd3d.distill import Distiller
 from fd3d.engine.build import build_dataset, build_loader, build_training_model, data_image_size, detector_of
 from fd3d.engine.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint
 from fd3d.engine.evaluator import evaluate, publish_metrics
+from fd3d.engine.head_pretraining import pretrain_distillation_head
 from fd3d.engine.optim import build_optimizer, build_scheduler
 from fd3d.hub import from_pretrained, load_pretrained_config, load_weights_into, save_pretrained
 
 MODEL_DIR = "model"
+HEAD_PRETRAINING_FILE = "head_pretraining.json"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -81,6 +86,27 @@ class TrainingRun:
     step: int = 0
 
 
+def _pretrain_head(
+    model: torch.nn.Module, dataset: torch.utils.data.Dataset, cfg: CfgNode, accelerator: Accelerator
+) -> None:
+    """Head-only steps before the first apprentice step; a resumed run has them in its checkpoint."""
+    iters = cfg.DISTILL.HEAD.PRETRAIN_ITERS
+    if iters < 0 or not isinstance(model, Distiller) or model.head is None:
+        raise ConfigError(
+            f"DISTILL.HEAD.PRETRAIN_ITERS={iters} needs a non-negative count and a distillation head "
+            f"(DISTILL.LOSSES {list(cfg.DISTILL.LOSSES)} must include 'qfd', "
+            "or 'smgd' with SMGD.MASKS 'focal')"
+        )
+    summary = pretrain_distillation_head(model, dataset, cfg, accelerator.device, accelerator.is_main_process)
+    accelerator.print(
+        f"distillation head pre-trained for {iters} steps: L_dh {summary['loss_dh']:.3f}, "
+        f"{summary['focal_queries_per_sample']:.1f} focal queries per sample (last steps)"
+    )
+    if accelerator.is_main_process:
+        Path(cfg.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.OUTPUT_DIR) / HEAD_PRETRAINING_FILE).write_text(json.dumps(summary, indent=2))
+
+
 def prepare_training(cfg: CfgNode, resume: bool = False) -> TrainingRun:
     """Build model, data, optimizer and schedule, prepare them once, and restore the last checkpoint."""
     accelerator = make_accelerator(cfg)
@@ -90,6 +116,8 @@ def prepare_training(cfg: CfgNode, resume: bool = False) -> TrainingRun:
         _, folder = load_pretrained_config(cfg.MODEL.WEIGHTS)
         load_weights_into(detector_of(model), folder / "model.safetensors")
     dataset = build_dataset(cfg, cfg.DATASETS.TRAIN_SPLIT, data_image_size(model, cfg), model.queue_length)
+    if cfg.DISTILL.HEAD.PRETRAIN_ITERS and not (resume and last_checkpoint(cfg.OUTPUT_DIR)):
+        _pretrain_head(model, dataset, cfg, accelerator)
     loader = build_loader(dataset, cfg.SOLVER.IMS_PER_BATCH, True, cfg.DATALOADER.NUM_WORKERS, cfg.SEED)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)

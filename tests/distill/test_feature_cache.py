@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from fd3d.config import load_config
 from fd3d.distill import Distiller
+from fd3d.distill.feature_cache import expert_fingerprint
 from tests.distill.test_distiller import ALL_MATCHED_FOCAL, batch_with_cars
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "distill" / "bevformer_cpu" / "fd3d.yaml"
@@ -55,3 +56,17 @@ def test_another_expert_never_reads_stale_features(tmp_path):
         torch.manual_seed(seed)
         Distiller(load_config(CONFIG, overrides)).train()(batch)
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+
+
+def test_the_fingerprint_follows_the_features_not_the_solver():
+    expert = torch.nn.Linear(2, 2)
+    config = {"MODEL": {"BEV_H": 50}, "INPUT": {"IMAGE_SIZE": [224, 400]}, "SOLVER": {"BASE_LR": 2e-4}}
+    reference = expert_fingerprint(expert, config, (224, 400), 1)
+    other_solver = {**config, "SOLVER": {"BASE_LR": 1.0}, "NEW_DEFAULT": {"X": 1}}
+    assert expert_fingerprint(expert, other_solver, (224, 400), 1) == reference
+    for changed in ({**config, "MODEL": {"BEV_H": 25}}, {**config, "INPUT": {"IMAGE_SIZE": [112, 200]}}):
+        assert expert_fingerprint(expert, changed, (224, 400), 1) != reference
+    assert expert_fingerprint(expert, config, (224, 400), 0) != reference
+    with torch.no_grad():
+        expert.weight.add_(1.0)
+    assert expert_fingerprint(expert, config, (224, 400), 1) != reference
