@@ -16,7 +16,7 @@ setup: $(VENV)/.installed
 demo: setup
 	$(PY) tools/demo.py --out work/demo
 
-# The paper's Tables 2-3 on synthetic data (hours on a CPU; resumable), and its 20-minute version.
+# The paper's Tables 2-3 on synthetic data (hours on a CPU; resumable), and its 10-minute version.
 reproduce: setup
 	$(PY) tools/reproduce.py --out work/reproduce
 

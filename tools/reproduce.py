@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Does FD3D beat the baselines? The paper's Tables 2-3 on synthetic nuScenes-format data, on a CPU.
 
-    python tools/reproduce.py --quick --out work/reproduce_quick        # about 20 minutes
+    python tools/reproduce.py --quick --out work/reproduce_quick        # about 10 minutes on 2 cores
     python tools/reproduce.py --seeds 0 1 2 --out work/reproduce        # hours; resumable
 
 1. generates a v1.0-trainval-format dataset with distinct scene layouts (official names; scored on the
