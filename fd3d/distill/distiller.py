@@ -50,6 +50,7 @@ from fd3d.modeling.registry import build_model
 LOSSES = ("fitnet", "cwd", "mgd", "smgd", "qfd", "heatmap")
 STAGES = ("pv", "bev")
 MASK_SOURCES = ("focal", "gt")
+HEAD_USERS = "'qfd', or 'smgd' with DISTILL.SMGD.MASKS 'focal'"  # the losses that build the head
 
 
 @dataclass(frozen=True)
@@ -299,8 +300,7 @@ class Distiller(nn.Module):
         """L_dh of the batch and the focal-query count, without the apprentice: head pre-training."""
         if self.head is None:
             raise ConfigError(
-                f"DISTILL.LOSSES {self.loss_names} use no distillation head "
-                "(it needs 'qfd', or 'smgd' with DISTILL.SMGD.MASKS 'focal')"
+                f"DISTILL.LOSSES {self.loss_names} use no distillation head (needs {HEAD_USERS})"
             )
         losses: dict[str, Tensor] = {}
         self._run_head(self.expert_features(batch), batch, losses)

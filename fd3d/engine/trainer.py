@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from fd3d.config import ConfigError
 from fd3d.distill import Distiller
+from fd3d.distill.distiller import HEAD_USERS
 from fd3d.engine.build import build_dataset, build_loader, build_training_model, data_image_size, detector_of
 from fd3d.engine.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint
 from fd3d.engine.evaluator import evaluate, publish_metrics
@@ -94,8 +95,7 @@ def _pretrain_head(
     if iters < 0 or not isinstance(model, Distiller) or model.head is None:
         raise ConfigError(
             f"DISTILL.HEAD.PRETRAIN_ITERS={iters} needs a non-negative count and a distillation head "
-            f"(DISTILL.LOSSES {list(cfg.DISTILL.LOSSES)} must include 'qfd', "
-            "or 'smgd' with SMGD.MASKS 'focal')"
+            f"(DISTILL.LOSSES {list(cfg.DISTILL.LOSSES)} must include {HEAD_USERS})"
         )
     summary = pretrain_distillation_head(model, dataset, cfg, accelerator.device, accelerator.is_main_process)
     accelerator.print(
