@@ -50,6 +50,7 @@ METHODS = {
     "fd3d_head_pretrained": "distill/bevformer_cpu/fd3d_head_pretrained.yaml",
 }
 QUICK_METHODS = ("apprentice", "cwd", "fd3d")
+RUN_INFO = "run_info.json"  # written last: a run with it and its model is finished
 ORDER = (  # table rows: the paper's order, then the variant
     "expert",
     "apprentice",
@@ -91,7 +92,7 @@ def make_data(dataroot: Path, plan: dict, seed: int) -> None:
 
 def finished_run(out: Path) -> dict | None:
     """The stored {"seed", "metrics", "weights", ...} of a completed run, or None."""
-    info_file = out / "run_info.json"
+    info_file = out / RUN_INFO
     if info_file.is_file() and (out / MODEL_DIR / "model.safetensors").is_file():
         return json.loads(info_file.read_text())
     return None
@@ -107,7 +108,7 @@ def run_job(name: str, config: str, out: Path, overrides: list[str]) -> dict:
     metrics = train(cfg, resume=True)
     info = {"seed": cfg.SEED, "metrics": metrics, "weights": str(out / MODEL_DIR),
             "seconds_this_sitting": time.perf_counter() - start}  # fmt: skip
-    (out / "run_info.json").write_text(json.dumps(info, indent=2))
+    (out / RUN_INFO).write_text(json.dumps(info, indent=2))
     print(f"[run] {name} seed {cfg.SEED}: NDS {metrics['NDS']:.4f} mAP {metrics['mAP']:.4f}", flush=True)
     return info
 
