@@ -93,6 +93,13 @@ _C.DISTILL.HEAD.NUM_QUERIES = 900
 _C.DISTILL.HEAD.NUM_HEADS = 8
 _C.DISTILL.HEAD.NUM_POINTS = 4
 _C.DISTILL.HEAD.FFN_DIMS = 512
+# Decoder layers with iterative box refinement. QFD samples where the last layer looks: around the box the
+# previous layer estimated from the expert feature, so the locations depend on the input (Sec. 3.1, 3.3).
+# 1 = a single layer with static reference points and offsets (fd3d 0.1; the same locations every input).
+_C.DISTILL.HEAD.NUM_LAYERS = 3
+# BEV mode: offsets of layers after the first in units of the previous layer's box, rotated with its yaw
+# (Deformable DETR's box-reference mode), so the initial ring of samples lies on the estimated object.
+_C.DISTILL.HEAD.BOX_REFERENCE = True
 # alpha and beta of Eq. 2: focal-class and L1-box weights of matching and of L_dh.
 _C.DISTILL.HEAD.CLS_WEIGHT = 2.0
 _C.DISTILL.HEAD.BOX_WEIGHT = 0.25

@@ -196,6 +196,8 @@ class Distiller(nn.Module):
             head_cfg.FFN_DIMS,
             list(self.expert_cfg.MODEL.POINT_CLOUD_RANGE),
             pv_level=pv_level,
+            num_layers=head_cfg.NUM_LAYERS,
+            box_reference=head_cfg.BOX_REFERENCE and mode == "bev",
         )
         self.head_loss = DetectionLoss(
             cls_weight=head_cfg.CLS_WEIGHT,
@@ -275,15 +277,21 @@ class Distiller(nn.Module):
             ]
         return torch.stack(masks).flatten(0, -3)
 
-    def _run_head(
+    def run_head(
         self, expert: DetectorFeatures, batch: dict, losses: dict
-    ) -> tuple[DistillHeadOutputs, Tensor]:
+    ) -> tuple[DistillHeadOutputs, Tensor, list[tuple[Tensor, Tensor]]]:
+        """Head outputs, focal mask (B, Q) and the last layer's matching; L_dh of every layer into losses."""
         outputs = self.head(expert)
-        focal_loss, l1_loss, matches = self.head_loss.layer_loss(
-            outputs.cls_logits, outputs.box_code, batch["gt_boxes"], batch["gt_labels"]
-        )
-        losses["loss_dh_cls"] = self.head_loss.cls_weight * focal_loss
-        losses["loss_dh_box"] = self.head_loss.box_weight * l1_loss
+        num_layers = len(outputs.all_cls_logits)
+        for layer, (logits, code) in enumerate(
+            zip(outputs.all_cls_logits, outputs.all_box_codes, strict=True)
+        ):
+            focal_loss, l1_loss, matches = self.head_loss.layer_loss(
+                logits, code, batch["gt_boxes"], batch["gt_labels"]
+            )
+            suffix = "" if layer == num_layers - 1 else f"_d{layer}"  # every layer supervised (Eq. 2)
+            losses[f"loss_dh_cls{suffix}"] = self.head_loss.cls_weight * focal_loss
+            losses[f"loss_dh_box{suffix}"] = self.head_loss.box_weight * l1_loss
         head_cfg = self.cfg.DISTILL.HEAD
         focal = select_focal_queries(
             outputs.cls_logits,
@@ -294,7 +302,7 @@ class Distiller(nn.Module):
             head_cfg.GIOU_THRESH,
         )
         losses["num_focal_queries"] = focal.sum().float()
-        return outputs, focal
+        return outputs, focal, matches
 
     def head_losses(self, batch: dict) -> dict[str, Tensor]:
         """L_dh of the batch and the focal-query count, without the apprentice: head pre-training."""
@@ -303,7 +311,7 @@ class Distiller(nn.Module):
                 f"DISTILL.LOSSES {self.loss_names} use no distillation head (needs {HEAD_USERS})"
             )
         losses: dict[str, Tensor] = {}
-        self._run_head(self.expert_features(batch), batch, losses)
+        self.run_head(self.expert_features(batch), batch, losses)
         return losses
 
     def _qfd(
@@ -325,7 +333,7 @@ class Distiller(nn.Module):
         distill = self.cfg.DISTILL
         head_outputs, focal = (None, None)
         if self.head is not None:
-            head_outputs, focal = self._run_head(expert, batch, losses)
+            head_outputs, focal, _ = self.run_head(expert, batch, losses)
 
         for loss in self.loss_names:
             if loss == "qfd":

@@ -48,6 +48,20 @@ def box_corners_lidar(boxes_lidar: Tensor) -> Tensor:
     return torch.stack([x, y, z], dim=-1)
 
 
+def points_in_bev_boxes(points_xy: Tensor, boxes_lidar: Tensor) -> Tensor:
+    """(N, P) bool: whether point p of row n (metric x, y) lies in the rotated footprint of box n.
+
+    points_xy (N or 1, P, 2); boxes_lidar (N, >=7) as (x, y, z, w, l, h, yaw, ...); the boundary counts.
+    """
+    _check_boxes(boxes_lidar)
+    bx, by, w, length, yaw = (boxes_lidar[:, k, None] for k in (0, 1, 3, 4, 6))  # each (N, 1)
+    offset_x, offset_y = points_xy[..., 0] - bx, points_xy[..., 1] - by  # (N, P)
+    cos, sin = yaw.cos(), yaw.sin()
+    along = offset_x * cos + offset_y * sin  # in the box frame: along the heading (l), across it (w)
+    across = -offset_x * sin + offset_y * cos
+    return (along.abs() <= length / 2) & (across.abs() <= w / 2)
+
+
 def bev_box_mask(
     boxes_lidar: Tensor, bev_h: int, bev_w: int, extent: tuple[float, float, float, float]
 ) -> Tensor:
@@ -70,13 +84,9 @@ def bev_box_mask(
     dx, dy = (x1 - x0) / bev_w, (y1 - y0) / bev_h
     centres_x = x0 + (torch.arange(bev_w, device=device, dtype=dtype) + 0.5) * dx  # (W,)
     centres_y = y0 + (torch.arange(bev_h, device=device, dtype=dtype) + 0.5) * dy  # (H,)
-    bx, by, w, length, yaw = (boxes_lidar[:, k, None, None] for k in (0, 1, 3, 4, 6))  # each (N, 1, 1)
-    offset_x = centres_x[None, None, :] - bx  # (N, 1, W)
-    offset_y = centres_y[None, :, None] - by  # (N, H, 1)
-    cos, sin = yaw.cos(), yaw.sin()
-    along = offset_x * cos + offset_y * sin  # (N, H, W) in the box frame
-    across = -offset_x * sin + offset_y * cos
-    inside = (along.abs() <= length / 2) & (across.abs() <= w / 2)
+    grid_y, grid_x = torch.meshgrid(centres_y, centres_x, indexing="ij")
+    cells = torch.stack([grid_x, grid_y], -1).view(1, bev_h * bev_w, 2)
+    inside = points_in_bev_boxes(cells, boxes_lidar).view(-1, bev_h, bev_w)
     mask |= inside.any(dim=0)
     # the cell holding each box centre, when the centre is on the grid
     cols = torch.floor((boxes_lidar[:, 0] - x0) / dx).long()

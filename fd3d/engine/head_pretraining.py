@@ -53,7 +53,7 @@ def pretrain_distillation_head(
     for step in tqdm(range(iters), desc="distillation head", disable=not show_progress):
         batch = send_to_device(next(stream), device)
         losses = distiller.head_losses(batch)
-        total = losses["loss_dh_cls"] + losses["loss_dh_box"]
+        total = sum(value for name, value in losses.items() if name.startswith("loss_dh"))
         if not torch.isfinite(total):
             terms = {name: value.item() for name, value in losses.items()}
             raise FloatingPointError(

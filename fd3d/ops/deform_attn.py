@@ -92,6 +92,8 @@ class MultiScaleDeformableAttention(nn.Module):
 
     forward(query (B, Q, C), reference_points (B, Q, L, 2) in [0, 1], value (B, S, C), spatial_shapes
     (L, 2)) -> (output (B, Q, C), sampling_locations (B, Q, M, L, P, 2)). No residual: callers add it.
+    Offsets are in pixels of each level, unless `offset_transform` (B, Q, 2, 2) maps each query's raw
+    offsets to [0, 1] displacements (the same for every level): Deformable DETR's box-reference mode.
     """
 
     def __init__(
@@ -120,7 +122,12 @@ class MultiScaleDeformableAttention(nn.Module):
         )
 
     def forward(
-        self, query: Tensor, reference_points: Tensor, value: Tensor, spatial_shapes: Tensor
+        self,
+        query: Tensor,
+        reference_points: Tensor,
+        value: Tensor,
+        spatial_shapes: Tensor,
+        offset_transform: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         batch, queries, _ = query.shape
         heads, levels, points = self.num_heads, self.num_levels, self.num_points
@@ -132,8 +139,11 @@ class MultiScaleDeformableAttention(nn.Module):
         offsets = self.sampling_offsets(query).view(batch, queries, heads, levels, points, 2)
         weights = self.attention_weights(query).view(batch, queries, heads, levels * points).softmax(-1)
         weights = weights.view(batch, queries, heads, levels, points)
-        # offsets are in pixels of each level: divide by (W, H)
-        normalizer = spatial_shapes.flip(-1).to(query.dtype).view(1, 1, 1, levels, 1, 2)
-        locations = reference_points[:, :, None, :, None, :] + offsets / normalizer
+        if offset_transform is None:  # offsets in pixels of each level: divide by (W, H)
+            normalizer = spatial_shapes.flip(-1).to(query.dtype).view(1, 1, 1, levels, 1, 2)
+            displacement = offsets / normalizer
+        else:
+            displacement = torch.einsum("bqij,bqmlpj->bqmlpi", offset_transform, offsets)
+        locations = reference_points[:, :, None, :, None, :] + displacement
         output = multi_scale_deformable_attention(value, spatial_shapes, locations, weights)
         return self.output_proj(output), locations

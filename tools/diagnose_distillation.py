@@ -1,0 +1,209 @@
+#!/usr/bin/env python
+"""Diagnose a distillation setup before (or instead of) a long study: does it take knowledge where the paper
+says it should, and which term dominates the apprentice's gradient?
+
+    python tools/diagnose_distillation.py --config-file configs/distill/bevformer_cpu/fd3d.yaml \\
+        --steps 200 --out work/diagnose DISTILL.EXPERT.WEIGHTS work/expert/model
+
+Trains the configured distillation for --steps steps (after DISTILL.HEAD.PRETRAIN_ITERS head-only steps,
+if set) and measures:
+- grad_norms: per term (the apprentice's detection loss, each distillation term) the L2 norm of its
+  gradient at the apprentice's PV levels and BEV, averaged over every --measure-every-th step;
+- focal_queries_per_step: focal queries per sample over the training steps;
+then, with the trained head, on the first --samples samples of DATASETS.TEST_SPLIT:
+- qfd_points_on_objects: share of the focal queries' QFD sampling points that lie on their matched
+  ground-truth object (BEV footprint; PV: the projected box's image rectangle);
+- focal_mask_coverage: share of each stage's apprentice grid covered by the focal-box masks;
+- ray_artifact_index: expert-BEV activation 2-10 m behind objects along the ray from the ego over that of
+  background at the same ranges (1 = no artefact; the paper's premise needs > 1).
+Writes OUT/diagnostics.json and OUT/diagnostics.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from fd3d.config import load_config
+from fd3d.data.dataset import collate_samples
+from fd3d.distill import Distiller
+from fd3d.distill.diagnostics import (
+    feature_gradient_norms,
+    focal_boxes,
+    qfd_points_on_objects,
+    ray_artifact_index,
+    recording_features,
+)
+from fd3d.engine.build import build_dataset, data_image_size
+from fd3d.engine.trainer import batches, prepare_training, training_step
+from fd3d.evaluation.visualize import bev_footprint, feature_activation
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="a distillation config")
+    parser.add_argument("--out", required=True, metavar="DIR", help="where diagnostics.json/png go")
+    parser.add_argument("--steps", type=int, default=200, help="distillation steps to train (default 200)")
+    parser.add_argument("--measure-every", type=int, default=10, help="gradient norms every N steps")
+    parser.add_argument("--samples", type=int, default=40, help="validation samples for the head measures")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides")
+    args = parser.parse_args(argv)
+    for name in ("steps", "samples", "measure_every"):
+        if getattr(args, name) < (1 if name == "measure_every" else 0):
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    return args
+
+
+def _mean_norms(records: list[dict[str, dict]]) -> dict[str, dict]:
+    """{term: {stage: mean norm}} over the measured steps."""
+    merged: dict[str, dict[str, list[float]]] = {}
+    for record in records:
+        for term, stages in record.items():
+            for stage, value in stages.items():
+                merged.setdefault(term, {}).setdefault(stage, []).append(value)
+    return {term: {s: float(np.mean(v)) for s, v in stages.items()} for term, stages in merged.items()}
+
+
+def train_and_measure(run, cfg, steps: int, measure_every: int) -> tuple[dict, list[float]]:
+    distiller: Distiller = run.accelerator.unwrap_model(run.model)
+    stream = batches(run, cfg)
+    records, focal_per_sample = [], []
+    run.model.train()
+    for step in tqdm(range(steps), desc="distil + measure"):
+        batch = next(stream)
+        if step % measure_every == 0:
+            with recording_features(distiller.apprentice) as features:
+                losses = distiller(batch)
+            records.append(feature_gradient_norms(losses, features[0]))
+        losses, _ = training_step(run, batch, cfg)
+        if "num_focal_queries" in losses:
+            focal_per_sample.append(losses["num_focal_queries"].item() / len(batch["gt_boxes"]))
+    return (_mean_norms(records) if records else {}), focal_per_sample
+
+
+@torch.no_grad()
+def measure_head(distiller: Distiller, cfg, samples: int) -> tuple[dict, dict]:
+    """Head measures over validation samples, and one sample's arrays for the figure."""
+    dataset = build_dataset(
+        cfg, cfg.DATASETS.TEST_SPLIT, data_image_size(distiller, cfg), distiller.queue_length
+    )
+    distiller.eval()
+    on = total = 0
+    coverage: dict[str, list[float]] = {}
+    behind, background, focal_counts = [], [], []
+    example: dict = {}
+    pairs = list(distiller.pv_pairs)
+    if distiller.expert_shapes["bev"] is not None and distiller.apprentice_shapes["bev"] is not None:
+        pairs.append(distiller._bev_pair())
+    for index in tqdm(range(min(samples, len(dataset))), desc="head measures"):
+        batch = collate_samples([dataset[index]])
+        expert = distiller.expert_features(batch)
+        apprentice = distiller.apprentice.extract_features(batch)
+        if expert.bev is not None:
+            a, b = ray_artifact_index(expert.bev, batch["gt_boxes"], expert.bev_extent, seed=index)
+            behind.append(a)
+            background.append(b)
+        if distiller.head is None:
+            continue
+        head, focal, matches = distiller.run_head(expert, batch, {})
+        focal_counts.append(int(focal.sum()))
+        hit, count = qfd_points_on_objects(
+            head, focal, matches, batch["gt_boxes"], distiller.head.pc_range, expert.geometry
+        )
+        on, total = on + hit, total + count
+        boxes = focal_boxes(head, focal)
+        for pair in pairs:
+            coverage.setdefault(pair.name, []).append(
+                float(distiller._box_masks(boxes, apprentice, pair).float().mean())
+            )
+        if not example and focal.any() and head.visible is None:
+            example = {
+                "bev": feature_activation(expert.bev[0]),
+                "extent": expert.bev_extent,
+                "gt": batch["gt_boxes"][0].numpy(),
+                "points": head.locations[0][focal[0]].flatten(0, 1).numpy(),
+            }
+    measures = {
+        "qfd_points_on_objects": on / total if total else None,
+        "qfd_points_counted": total,
+        "focal_queries_per_val_sample": float(np.mean(focal_counts)) if focal_counts else None,
+        "focal_mask_coverage": {name: float(np.mean(v)) for name, v in coverage.items()},
+        "expert_bev_activation_behind_objects": float(np.mean(behind)) if behind else None,
+        "expert_bev_activation_background": float(np.mean(background)) if background else None,
+        "ray_artifact_index": float(np.mean(behind) / np.mean(background)) if behind else None,
+    }
+    return measures, example
+
+
+def plot(diagnostics: dict, example: dict, path: Path) -> None:
+    figure = Figure(figsize=(13, 5.5), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    norms = diagnostics["grad_norms"]
+    terms = sorted(norms, key=lambda t: (t != "detection", t))
+    stages = ["pv", "bev"]
+    x = np.arange(len(terms))
+    for offset, stage in zip((-0.2, 0.2), stages, strict=True):
+        values = [norms[t].get(stage, 0.0) for t in terms]
+        left.bar(x + offset, values, width=0.4, label=f"at the apprentice's {stage.upper()}")
+    left.set_xticks(x, terms, rotation=30, ha="right")
+    left.set_yscale("log")
+    left.set_ylabel("gradient L2 norm (mean over measured steps)")
+    left.set_title("Which term drives the apprentice's features")
+    left.legend()
+    if example:
+        x0, y0, x1, y1 = example["extent"]
+        right.imshow(example["bev"], origin="lower", extent=(x0, x1, y0, y1), cmap="gray")
+        for corners in bev_footprint(example["gt"]):
+            right.fill(corners[:, 0], corners[:, 1], fill=False, edgecolor="lime", linewidth=1.2)
+        points = example["points"]
+        right.scatter(x0 + points[:, 0] * (x1 - x0), y0 + points[:, 1] * (y1 - y0), s=4, c="red")
+        share = diagnostics["qfd_points_on_objects"]
+        right.set_title(
+            f"QFD samples of focal queries (red) on the expert BEV; GT green\n"
+            f"{100 * share:.1f} % of all focal samples on their object (val)"
+        )
+        right.set_xlabel("x (m)")
+        right.set_ylabel("y (m)")
+    else:
+        right.set_axis_off()
+        right.text(0.5, 0.5, "no BEV focal query to draw", ha="center", va="center")
+    figure.savefig(path, dpi=100)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    out = Path(args.out)
+    cfg = load_config(args.config_file, [*args.opts, "OUTPUT_DIR", str(out / "run")])
+    if not cfg.DISTILL.LOSSES:
+        raise SystemExit(f"{args.config_file} configures no distillation (DISTILL.LOSSES is empty)")
+    torch.set_num_threads(2)
+    run = prepare_training(cfg)
+    grad_norms, focal_per_sample = train_and_measure(run, cfg, args.steps, args.measure_every)
+    distiller = run.accelerator.unwrap_model(run.model)
+    measures, example = measure_head(distiller, cfg, args.samples)
+    diagnostics = {
+        "config_file": args.config_file,
+        "overrides": list(args.opts),
+        "steps": args.steps,
+        "grad_norms": grad_norms,
+        "focal_queries_per_step": float(np.mean(focal_per_sample)) if focal_per_sample else None,
+        **measures,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2))
+    plot(diagnostics, example, out / "diagnostics.png")
+    print(json.dumps({k: v for k, v in diagnostics.items() if k != "overrides"}, indent=2))
+    print(f"wrote {out / 'diagnostics.json'} and {out / 'diagnostics.png'}")
+    return diagnostics
+
+
+if __name__ == "__main__":
+    main()
