@@ -1,0 +1,109 @@
+"""Training-time diagnostics of a distillation run (`tools/diagnose_distillation.py`, the warm-start study's
+weight calibration): gradient norms per term while distilling, then the distillation head's measures on
+validation samples. The per-batch measurements live in `fd3d.distill.diagnostics`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from fvcore.common.config import CfgNode
+from tqdm import tqdm
+
+from fd3d.data.dataset import collate_samples
+from fd3d.distill import Distiller
+from fd3d.distill.diagnostics import (
+    feature_gradient_norms,
+    focal_boxes,
+    qfd_points_on_objects,
+    ray_artifact_index,
+    recording_features,
+)
+from fd3d.engine.build import build_dataset, data_image_size
+from fd3d.engine.trainer import TrainingRun, batches, training_step
+
+
+def _mean_norms(records: list[dict[str, dict]]) -> dict[str, dict]:
+    """{term: {stage: mean norm}} over the measured steps."""
+    merged: dict[str, dict[str, list[float]]] = {}
+    for record in records:
+        for term, stages in record.items():
+            for stage, value in stages.items():
+                merged.setdefault(term, {}).setdefault(stage, []).append(value)
+    return {term: {s: float(np.mean(v)) for s, v in stages.items()} for term, stages in merged.items()}
+
+
+def train_and_measure(
+    run: TrainingRun, cfg: CfgNode, steps: int, measure_every: int
+) -> tuple[dict, list[float]]:
+    """Train `steps` steps; every `measure_every`-th, first the gradient norm of each term at the
+    apprentice's features (an extra forward on the same batch). Returns the mean norms and the focal
+    queries per sample of every step."""
+    distiller: Distiller = run.accelerator.unwrap_model(run.model)
+    stream = batches(run, cfg)
+    records, focal_per_sample = [], []
+    run.model.train()
+    for step in tqdm(range(steps), desc="distil + measure"):
+        batch = next(stream)
+        if step % measure_every == 0:
+            with recording_features(distiller.apprentice) as features:
+                losses = distiller(batch)
+            records.append(feature_gradient_norms(losses, features[0]))
+        losses, _ = training_step(run, batch, cfg)
+        if "num_focal_queries" in losses:
+            focal_per_sample.append(losses["num_focal_queries"].item() / len(batch["gt_boxes"]))
+    return (_mean_norms(records) if records else {}), focal_per_sample
+
+
+@torch.no_grad()
+def measure_head(distiller: Distiller, cfg: CfgNode, samples: int) -> tuple[dict, dict]:
+    """Head measures over validation samples, and one sample's arrays for the figure."""
+    dataset = build_dataset(
+        cfg, cfg.DATASETS.TEST_SPLIT, data_image_size(distiller, cfg), distiller.queue_length
+    )
+    distiller.eval()
+    on = total = 0
+    coverage: dict[str, list[float]] = {}
+    behind, background, focal_counts = [], [], []
+    example: dict = {}
+    pairs = list(distiller.pv_pairs)
+    if distiller.expert_shapes["bev"] is not None and distiller.apprentice_shapes["bev"] is not None:
+        pairs.append(distiller._bev_pair())
+    for index in tqdm(range(min(samples, len(dataset))), desc="head measures"):
+        batch = collate_samples([dataset[index]])
+        expert = distiller.expert_features(batch)
+        apprentice = distiller.apprentice.extract_features(batch)
+        if expert.bev is not None:
+            a, b = ray_artifact_index(expert.bev, batch["gt_boxes"], expert.bev_extent, seed=index)
+            behind.append(a)
+            background.append(b)
+        if distiller.head is None:
+            continue
+        head, focal, matches = distiller.run_head(expert, batch, {})
+        focal_counts.append(int(focal.sum()))
+        hit, count = qfd_points_on_objects(
+            head, focal, matches, batch["gt_boxes"], distiller.head.pc_range, expert.geometry
+        )
+        on, total = on + hit, total + count
+        boxes = focal_boxes(head, focal)
+        for pair in pairs:
+            coverage.setdefault(pair.name, []).append(
+                float(distiller._box_masks(boxes, apprentice, pair).float().mean())
+            )
+        if not example and focal.any() and head.visible is None:
+            example = {
+                "bev": expert.bev[0],  # (C, H, W)
+                "extent": expert.bev_extent,
+                "gt": batch["gt_boxes"][0].numpy(),
+                "points": head.locations[0][focal[0]].flatten(0, 1).numpy(),
+            }
+    measures = {
+        "qfd_points_on_objects": on / total if total else None,
+        "qfd_points_counted": total,
+        "focal_queries_per_val_sample": float(np.mean(focal_counts)) if focal_counts else None,
+        "focal_mask_coverage": {name: float(np.mean(v)) for name, v in coverage.items()},
+        "expert_bev_activation_behind_objects": float(np.mean(behind)) if behind else None,
+        "expert_bev_activation_background": float(np.mean(background)) if background else None,
+        "ray_artifact_index": float(np.mean(behind) / np.mean(background)) if behind else None,
+    }
+    return measures, example
