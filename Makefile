@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # A virtual environment with fd3d installed in editable mode (torch comes from the local wheel cache here).
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,deploy]"
 	touch $@
 
 setup: $(VENV)/.installed

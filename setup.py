@@ -30,7 +30,11 @@ setup(
         "threadpoolctl",
         "tqdm",
     ],
-    extras_require={"dev": ["pytest", "ruff"]},
+    extras_require={
+        "dev": ["pytest", "ruff"],
+        # ONNX export and onnxruntime inference (fd3d.deploy); ml-dtypes 0.6 needs numpy 2
+        "deploy": ["onnx", "onnxruntime", "onnxscript", "ml-dtypes<0.6"],
+    },
     # Detector plug-ins: importing one registers its meta-architecture and config section.
     entry_points={
         "fd3d.projects": [

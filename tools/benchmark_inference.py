@@ -5,6 +5,11 @@ Random weights and rig geometry, no dataset needed; the backbone's pretrained we
 
     python tools/benchmark_inference.py --config-file configs/BEVFormer/cpu_expert.yaml \\
         --config-file configs/BEVFormer/cpu_apprentice.yaml --json speed.json
+    python tools/benchmark_inference.py --onnx --config-file configs/DETR3D/cpu_apprentice.yaml
+
+With --onnx each model is also exported (fd3d.deploy) and the deployable one-frame graph is timed in
+PyTorch eager and in onnxruntime on the same inputs (for BEVFormer the previous BEV is an input, as when
+streaming): median of --iterations after --warmup runs, both with --threads intra-op threads.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
 from fd3d.config.cli import add_config_arguments, configs_from_args
+from fd3d.data.example_batch import example_batch
 from fd3d.evaluation.complexity import inference_fps
 from fd3d.modeling.registry import build_model
 
@@ -31,9 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument("--onnx", action="store_true", help="eager vs onnxruntime of the exported graph")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    if args.onnx:
+        return onnx_benchmark(args)
     results = []
     for path, cfg in configs_from_args(args, extra=("MODEL.BACKBONE.PRETRAINED", "")):
         fps = inference_fps(
@@ -45,6 +55,48 @@ def main(argv: list[str] | None = None) -> int:
         base = results[0]["fps"]
         for entry in results[1:]:
             print(f"{entry['config']:<45} x{entry['fps'] / base:.2f} the speed of {results[0]['config']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def onnx_benchmark(args: argparse.Namespace) -> int:
+    from fd3d.deploy.onnx_export import (
+        eager_runner,
+        export_onnx,
+        frames_per_second,
+        graph_inputs,
+        onnx_runner,
+    )
+
+    results = []
+    for path, cfg in configs_from_args(args, extra=("MODEL.BACKBONE.PRETRAINED", "")):
+        model = build_model(cfg).eval()
+        example = example_batch(model.image_size)
+        inputs = graph_inputs(model, example)
+        with tempfile.TemporaryDirectory() as folder:
+            exported = export_onnx(model, example, Path(folder) / "model.onnx")
+            onnx_run, _ = onnx_runner(exported.path, args.threads)
+            timed = {
+                "eager": frames_per_second(eager_runner(model), inputs, args.iterations, args.warmup),
+                "onnxruntime": frames_per_second(onnx_run, inputs, args.iterations, args.warmup),
+            }
+        entry = {
+            "config": path,
+            "threads": args.threads,
+            "iterations": args.iterations,
+            "export_s": exported.seconds,
+        }
+        entry.update({f"{name}_fps": round(fps, 3) for name, fps in timed.items()})
+        entry["speedup"] = round(timed["onnxruntime"] / timed["eager"], 3)
+        results.append(entry)
+        print(
+            f"{path:<45} eager {timed['eager']:7.2f} fps, onnxruntime {timed['onnxruntime']:7.2f} fps "
+            f"(x{entry['speedup']:.2f}, {args.threads} threads, median of {args.iterations})",
+            flush=True,
+        )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

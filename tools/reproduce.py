@@ -17,6 +17,15 @@ Every finished run (OUT/runs/<method>/seed<k>) keeps its model and metrics; a re
 missing, and an interrupted run continues from its last checkpoint. Runs go method by method (apprentice,
 FD3D, CWD first), all seeds of one before the next; `--report` trains nothing and writes the table from
 the runs finished so far.
+
+`--protocol warm` is the second protocol (a study that can tell the methods apart): every method starts
+from one apprentice trained alone (the paper protocol's apprentice of seed 0, a stand-in for the paper's
+pretrained apprentices) and trains --steps more steps, under the paper's loss weights and under weights
+matched so that each method's gradient at the apprentice's features is the same fraction of the detection
+loss's (calibrated once per method with `fd3d.engine.diagnose`, stored in OUT/warm/calibration/). It
+includes the paper's mechanism ablations (CWD on PV only / BEV only, Table 4c; global / focal / GT masks,
+Table 4a; QFD alone with the static and the layered head). Runs go seed by seed, so `--seeds 0 1` then
+`--seeds 2 3 4` are chunks of one study; results in OUT/warm/results.{md,json}.
 """
 
 from __future__ import annotations
@@ -30,9 +39,10 @@ import torch
 
 from fd3d.config import load_config
 from fd3d.data.synthetic import SyntheticConfig, generate
+from fd3d.engine.diagnose import train_and_measure
 from fd3d.engine.trainer import MODEL_DIR, batches, prepare_training, train, training_step
 from fd3d.evaluation.complexity import count_flops, inference_fps
-from fd3d.evaluation.reproduction import gain_and_gap, summarize, write_results
+from fd3d.evaluation.reproduction import gain_and_gap, markdown_table, summarize, write_results
 from fd3d.hub import from_pretrained
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -67,6 +77,171 @@ FULL = {"version": "v1.0-trainval", "scenes": 60, "val_scenes": 10, "samples": 2
 FULL.update(expert_steps=6000, steps=2000)
 QUICK = {"version": "v1.0-mini", "scenes": 10, "val_scenes": None, "samples": 10}
 QUICK.update(expert_steps=600, steps=400)
+
+# The warm-start protocol: (config, overrides) per method. The distillation head depends only on the expert,
+# so methods that need it pre-train it first: on a short warm schedule a jointly trained head would find
+# no focal query for most of the run.
+STATIC_HEAD = ["DISTILL.HEAD.NUM_LAYERS", "1", "DISTILL.HEAD.BOX_REFERENCE", "False"]
+WARM_METHODS = {
+    "apprentice": ("BEVFormer/cpu_apprentice.yaml", []),  # the same steps without an expert
+    "fd3d": ("distill/bevformer_cpu/fd3d.yaml", []),
+    "fitnet": ("distill/bevformer_cpu/fitnet.yaml", []),
+    "cwd": ("distill/bevformer_cpu/cwd.yaml", []),
+    "mgd": ("distill/bevformer_cpu/mgd.yaml", []),  # Table 4a: global random mask
+    "smgd_focal": ("distill/bevformer_cpu/smgd_only.yaml", []),  # Table 4a: focal mask
+    "smgd_gt": ("distill/bevformer_cpu/mask_on_gt.yaml", []),  # Table 4a: mask on GT
+    "cwd_pv": ("distill/bevformer_cpu/cwd.yaml", ["DISTILL.CWD.STAGES", "['pv']"]),  # Table 4c
+    "cwd_bev": ("distill/bevformer_cpu/cwd.yaml", ["DISTILL.CWD.STAGES", "['bev']"]),  # Table 4c
+    "qfd_only": ("distill/bevformer_cpu/qfd_only.yaml", []),
+    "qfd_only_static": ("distill/bevformer_cpu/qfd_only.yaml", STATIC_HEAD),
+}
+HEAD_METHODS = ("fd3d", "smgd_focal", "qfd_only", "qfd_only_static")  # pre-train the head first
+WARM_HEAD_TO_HEAD = ("apprentice", "fd3d", "fitnet", "cwd", "mgd")
+WEIGHTINGS = ("paper", "matched")
+# matched weighting: every method's gradient norm at the apprentice's features = this x the detection loss's
+MATCHED_FRACTION = 0.5
+WARM = {"steps": 1000, "base_lr": 1e-4, "warmup": 50, "head_pretrain": 2000, "calibration_steps": 20}
+
+
+def weight_keys(cfg) -> list[str]:
+    """The config keys holding the loss weights of the configured distillation terms."""
+    return [f"DISTILL.{loss.upper()}.WEIGHT" for loss in cfg.DISTILL.LOSSES]
+
+
+def _get(cfg, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def gradient_share(norms: dict) -> tuple[float, float]:
+    """(distillation, detection) gradient norms at the apprentice's PV and BEV features together."""
+
+    def total(terms: list[str]) -> float:
+        return sum(norms[t][stage] ** 2 for t in terms for stage in norms[t]) ** 0.5
+
+    return total([t for t in norms if t != "detection"]), total(["detection"])
+
+
+def calibrate(method: str, out: Path, overrides: list[str], steps: int) -> dict:
+    """Gradient norms of a method's terms at the warm-start apprentice, and the weight scale that matches
+    them to MATCHED_FRACTION of the detection loss's (one scale for all of a method's terms, keeping the
+    paper's ratio between them). Stored in OUT/warm/calibration/<method>.json and reused."""
+    target = out / f"{method}.json"
+    if target.is_file():
+        return json.loads(target.read_text())
+    config, extra = WARM_METHODS[method]
+    scratch = out / "scratch" / method
+    cfg = load_config(CONFIGS / config, [*overrides, *extra, "OUTPUT_DIR", str(scratch)])
+    print(f"[calibrate] {method}: {steps} steps from the warm start", flush=True)
+    norms, _ = train_and_measure(prepare_training(cfg), cfg, steps, 2)
+    distillation, detection = gradient_share(norms)
+    scale = MATCHED_FRACTION * detection / distillation
+    paper = {key: float(_get(cfg, key)) for key in weight_keys(cfg)}
+    result = {
+        "grad_norms": norms,
+        "distillation_grad_norm": distillation,
+        "detection_grad_norm": detection,
+        "scale": scale,
+        "paper_weights": paper,
+        "matched_weights": {key: value * scale for key, value in paper.items()},
+        "matched_fraction": MATCHED_FRACTION,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_json(target, result)
+    return result
+
+
+def atomic_json(path: Path, content: dict) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(content, indent=2))
+    temporary.replace(path)
+
+
+def warm_study(out: Path, data: list[str], distill: list[str], expert_run: dict, args) -> dict:
+    """Run (or resume, or report) the warm-start protocol; returns its results."""
+    start = finished_run(out / "runs" / "apprentice" / "seed0")
+    if start is None:
+        raise SystemExit(
+            f"--protocol warm starts from the paper protocol's apprentice of seed 0, not finished in "
+            f"{out / 'runs' / 'apprentice' / 'seed0'}: run `--methods apprentice --seeds 0` first"
+        )
+    warm = out / "warm"
+    steps = args.steps or WARM["steps"]
+    methods = [m for m in WARM_METHODS if m in (args.methods or WARM_HEAD_TO_HEAD)]
+    base = [*data, "MODEL.WEIGHTS", start["weights"], "SOLVER.BASE_LR", str(WARM["base_lr"]),
+            "SOLVER.WARMUP_ITERS", str(WARM["warmup"]), "TEST.EVAL_PERIOD", "0"]  # fmt: skip
+
+    def overrides_of(method: str) -> list[str]:
+        config_extra = WARM_METHODS[method][1]
+        head = (
+            ["DISTILL.HEAD.PRETRAIN_ITERS", str(args.head_pretrain_iters)] if method in HEAD_METHODS else []
+        )
+        return [*base, *config_extra, *head, *(distill if method != "apprentice" else [])]
+
+    def matched_weights(method: str) -> list[str]:
+        found = calibrate(method, warm / "calibration", overrides_of(method), args.calibration_steps)
+        return [item for key, value in found["matched_weights"].items() for item in (key, repr(value))]
+
+    runs: dict[str, list[dict]] = {"expert": [expert_run]}
+    for seed in args.seeds or ([0] if args.quick else [0, 1, 2]):
+        for method in methods:
+            for weighting in ["paper"] if method == "apprentice" else args.weightings:
+                name = method if method == "apprentice" else f"{method}@{weighting}"
+                folder = warm / "runs" / name / f"seed{seed}"
+                if args.report:
+                    if (done := finished_run(folder)) is not None:
+                        runs.setdefault(name, []).append(done)
+                    continue
+                overrides = [*overrides_of(method), "SEED", str(seed), "SOLVER.MAX_ITER", str(steps),
+                             "SOLVER.CHECKPOINT_PERIOD", str(max(steps // 2, 50))]  # fmt: skip
+                if weighting == "matched":
+                    overrides += matched_weights(method)
+                config = WARM_METHODS[method][0]
+                runs.setdefault(name, []).append(run_job(name, config, folder, overrides))
+                write_warm_results(warm, runs, steps)
+    return write_warm_results(warm, runs, steps)
+
+
+def write_warm_results(warm: Path, runs: dict[str, list[dict]], steps: int) -> dict:
+    """OUT/warm/results.md and .json: a Table-2-style table per weighting, gains over the warm apprentice."""
+    results = {name: summarize(group) for name, group in runs.items()}
+    calibration = {
+        path.stem: json.loads(path.read_text()) for path in sorted((warm / "calibration").glob("*.json"))
+    }
+    lines = [f"# Warm-start protocol: {steps} steps from one apprentice trained alone", ""]
+    gains = {}
+    for weighting in WEIGHTINGS:
+        rows = {"expert": results["expert"]}
+        if "apprentice" in results:
+            rows["apprentice"] = results["apprentice"]
+        rows.update({n.split("@")[0]: r for n, r in results.items() if n.endswith(f"@{weighting}")})
+        if len(rows) <= 2:
+            continue
+        lines += [
+            f"## {weighting} weights",
+            "",
+            markdown_table(rows, {}, ["expert", "apprentice", *WARM_METHODS]),
+        ]
+        if "apprentice" in rows:
+            keys = ("NDS_gain", "gap_closed", "beyond_seed_spread")
+            for name, summary in rows.items():
+                if name not in ("expert", "apprentice"):
+                    values = gain_and_gap(summary, rows["apprentice"], rows["expert"])
+                    gains[f"{name}@{weighting}"] = dict(zip(keys, values, strict=True))
+    if calibration:
+        lines += ["## Calibration (gradient norms at the apprentice's features, warm start)", ""]
+        lines += ["| method | distillation | detection | scale to matched |", "|---|---|---|---|"]
+        lines += [
+            f"| {m} | {c['distillation_grad_norm']:.4g} | {c['detection_grad_norm']:.4g} | {c['scale']:.4g} |"
+            for m, c in calibration.items()
+        ]
+    warm.mkdir(parents=True, exist_ok=True)
+    content = {"steps": steps, "gains": gains, "calibration": calibration, **results}
+    atomic_json(warm / "results.json", content)
+    (warm / "results.md").write_text("\n".join(lines) + "\n")
+    return content
 
 
 def splits(version: str) -> tuple[str, str]:
@@ -108,7 +283,7 @@ def run_job(name: str, config: str, out: Path, overrides: list[str]) -> dict:
     metrics = train(cfg, resume=True)
     info = {"seed": cfg.SEED, "metrics": metrics, "weights": str(out / MODEL_DIR),
             "seconds_this_sitting": time.perf_counter() - start}  # fmt: skip
-    (out / RUN_INFO).write_text(json.dumps(info, indent=2))
+    atomic_json(out / RUN_INFO, info)
     print(f"[run] {name} seed {cfg.SEED}: NDS {metrics['NDS']:.4f} mAP {metrics['mAP']:.4f}", flush=True)
     return info
 
@@ -180,7 +355,31 @@ def main(argv: list[str] | None = None) -> dict:
         "--quick", action="store_true", help="small data, one seed, apprentice vs CWD vs FD3D"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (--quick: 0)")
-    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=None, help="default: all")
+    parser.add_argument(
+        "--protocol", choices=("paper", "warm"), default="paper", help="warm: the warm-start protocol"
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=sorted(set(METHODS) | set(WARM_METHODS)),
+        default=None,
+        help=f"default: all (warm: {' '.join(WARM_HEAD_TO_HEAD)})",
+    )
+    parser.add_argument(
+        "--weightings", nargs="+", choices=WEIGHTINGS, default=list(WEIGHTINGS), help="warm protocol only"
+    )
+    parser.add_argument(
+        "--head-pretrain-iters",
+        type=int,
+        default=WARM["head_pretrain"],
+        help="warm protocol: head-only steps before methods with a distillation head (default %(default)s)",
+    )
+    parser.add_argument(
+        "--calibration-steps",
+        type=int,
+        default=WARM["calibration_steps"],
+        help="warm protocol: steps measured per method to match the weights (default %(default)s)",
+    )
     parser.add_argument("--out", default=None, help="default work/reproduce (--quick: work/reproduce_quick)")
     parser.add_argument("--steps", type=int, default=None, help="steps of each apprentice run")
     parser.add_argument("--expert-steps", type=int, default=None, help="steps of the expert")
@@ -194,6 +393,9 @@ def main(argv: list[str] | None = None) -> dict:
     plan["steps"] = args.steps or plan["steps"]
     plan["expert_steps"] = args.expert_steps or plan["expert_steps"]
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    known = WARM_METHODS if args.protocol == "warm" else METHODS
+    if unknown := sorted(set(args.methods or []) - set(known)):
+        parser.error(f"--methods {unknown} are not methods of the {args.protocol} protocol: {sorted(known)}")
     methods = [m for m in METHODS if m in (args.methods or (QUICK_METHODS if args.quick else METHODS))]
     plan.update(seeds=seeds, methods=methods)
     out = Path(args.out or ("work/reproduce_quick" if args.quick else "work/reproduce"))
@@ -213,6 +415,8 @@ def main(argv: list[str] | None = None) -> dict:
         expert_run = run_job("expert", EXPERT, out / "expert", [*data, "SEED", "0", *expert_schedule])
     distill = ["DISTILL.EXPERT.WEIGHTS", expert_run["weights"]]
     distill += ["DISTILL.EXPERT.FEATURE_CACHE", str(out / "expert_cache")]
+    if args.protocol == "warm":
+        return warm_study(out, data, distill, expert_run, args)
     schedule = ["SOLVER.CHECKPOINT_PERIOD", str(max(plan["steps"] // 4, 50)), "TEST.EVAL_PERIOD", "0"]
     runs: dict[str, list[dict]] = {"expert": [expert_run]}
     for method in methods:

@@ -68,8 +68,9 @@ def decode_topk(
 
     Scores are ranked over all (query, class) pairs, so one query can yield several detections of
     different classes; set-based training makes duplicates rare enough that no NMS is needed.
-    Returns `boxes` (K, 9), `scores` (K,), `labels` (K,), sorted by descending score, with K <= k
-    after dropping boxes whose centre lies outside `post_center_range` (bounds inclusive).
+    Returns `boxes` (K, 9), `scores` (K,), `labels` (K,) and the `queries` (K,) they came from, sorted by
+    descending score, with K <= k after dropping boxes whose centre lies outside `post_center_range`
+    (bounds inclusive).
     """
     if cls_logits.dim() != 2 or code.dim() != 2 or code.shape != (cls_logits.shape[0], CODE_SIZE):
         raise ValueError(
@@ -87,5 +88,5 @@ def decode_topk(
         lo, hi = _range_tensors(post_center_range, boxes)
         centers = boxes[:, :3]
         keep = ((centers >= lo) & (centers <= hi)).all(dim=1)
-        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    return {"boxes": boxes, "scores": scores, "labels": labels}
+        boxes, scores, labels, query = boxes[keep], scores[keep], labels[keep], query[keep]
+    return {"boxes": boxes, "scores": scores, "labels": labels, "queries": query}

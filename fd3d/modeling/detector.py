@@ -17,7 +17,9 @@ three public steps, so a distiller can take the features without running the det
    decoder layer) and `predict(head_outputs) -> list[dict]` (per sample `boxes_lidar (N, 9)`,
    `scores (N,)`, `labels (N,)`, what `fd3d.evaluation.Detections(**d)` takes).
 4. `queue_length`: how many previous keyframes the detector wants in `batch["queue"]` (data loaders
-   read it; 0 for single-frame detectors).
+   read it; 0 for single-frame detectors). A temporal detector with a BEV also takes the history as
+   state instead: `batch["prev_bev"]`, the `bev` it returned for the previous frame `(B, C, H, W)`,
+   with `curr2prev_lidar` and `prev_exists` (streaming inference, `fd3d.deploy`).
 
 `forward(batch)` chains them: a loss dict in training mode, predictions in eval mode (Detectron2's
 convention). The batch is `fd3d.data.collate_samples` output: `images (B, Ncam, 3, H, W)` uint8,

@@ -60,3 +60,31 @@ def test_report_uses_only_finished_runs(study, tmp_path):
 def test_report_without_an_expert_names_the_folder(tmp_path):
     with pytest.raises(SystemExit, match="no finished expert"):
         main([*TOY, "--out", str(tmp_path), "--report"])
+
+
+def test_warm_protocol_calibrates_runs_and_reports(study):
+    """From the study's apprentice: both weightings, calibration files, tables per weighting, resumable."""
+    out, _ = study
+    warm = [*TOY, "--protocol", "warm", "--out", str(out), "--methods", "apprentice", "fd3d", "fitnet",
+            "--head-pretrain-iters", "2", "--calibration-steps", "2"]  # fmt: skip
+    results = main(warm)
+    for method in ("fd3d", "fitnet"):
+        calibration = json.loads((out / "warm" / "calibration" / f"{method}.json").read_text())
+        assert calibration["scale"] > 0 and calibration["detection_grad_norm"] > 0
+        for key, paper in calibration["paper_weights"].items():
+            assert calibration["matched_weights"][key] == pytest.approx(paper * calibration["scale"])
+        for weighting in ("paper", "matched"):
+            assert results[f"{method}@{weighting}"]["seeds"] == [0]
+            assert f"{method}@{weighting}" in results["gains"]
+    fd3d = json.loads((out / "warm" / "calibration" / "fd3d.json").read_text())
+    assert set(fd3d["paper_weights"]) == {"DISTILL.SMGD.WEIGHT", "DISTILL.QFD.WEIGHT"}
+    table = (out / "warm" / "results.md").read_text()
+    assert "## paper weights" in table and "## matched weights" in table
+    again = main([*warm, "--report"])
+    assert again["fd3d@matched"]["NDS"] == results["fd3d@matched"]["NDS"]
+
+
+def test_warm_protocol_rejects_unknown_methods(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--protocol", "warm", "--methods", "fd3d_head_pretrained", "--out", str(tmp_path)])
+    assert "not methods of the warm protocol" in capsys.readouterr().err

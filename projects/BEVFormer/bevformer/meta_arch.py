@@ -74,7 +74,9 @@ class BEVFormer(Camera3DDetector):
     def extract_features(self, batch: dict) -> DetectorFeatures:
         prev_bev = None
         queue = batch.get("queue") or []
-        if self.queue_length and queue:
+        if "prev_bev" in batch:  # streaming: the caller carries the previous frame's BEV (B, C, H, W)
+            prev_bev = batch["prev_bev"].flatten(2).transpose(1, 2)
+        elif self.queue_length and queue:
             with inference_mode_of(self):
                 for frame in queue[-self.queue_length :]:
                     prev_bev = self._encode_frame(frame, prev_bev)[0]

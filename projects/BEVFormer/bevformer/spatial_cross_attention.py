@@ -60,9 +60,11 @@ class SpatialCrossAttention(nn.Module):
         dims, heads, levels, points = self.embed_dims, self.num_heads, self.num_levels, self.num_points
         hit_cells = hit.any(-1)  # (B, Ncam, HW)
         counts = hit_cells.sum(-1)  # (B, Ncam)
-        slots = max(int(counts.max()), 1)
-        # hit cells first (stable, so in cell order), then padding
-        index = torch.argsort((~hit_cells).to(torch.uint8), dim=-1, stable=True)[..., :slots]
+        # An exported graph cannot size a tensor by the data: it keeps every cell (the rest is masked).
+        slots = cells if torch.compiler.is_exporting() else max(int(counts.max()), 1)
+        # hit cells first, each group in cell order (unique keys: no stable sort needed, which ONNX lacks)
+        order_key = (~hit_cells).long() * cells + torch.arange(cells, device=hit.device)
+        index = torch.argsort(order_key, dim=-1)[..., :slots]
         valid = torch.arange(slots, device=hit.device).view(1, 1, slots) < counts[..., None]
 
         q = (query + query_pos)[:, None].expand(batch, cams, cells, dims)

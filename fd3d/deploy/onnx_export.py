@@ -1,0 +1,235 @@
+"""Export a detector to ONNX, run the file with onnxruntime, and stream a split through either runtime.
+
+The exporter is `torch.onnx.export(..., dynamo=True)` (torch.export + onnxscript): the TorchScript-based
+exporter is deprecated, and the dynamo one exports every operator fd3d's detectors use (`grid_sample` as
+GridSample, `topk`, boolean-mask filtering of the top-k as NonZero/Gather, nn.MultiheadAttention). Its
+graph optimiser is switched off: on these graphs it emitted a node reading an undefined value
+("sigmoid_2_min_1"), which onnxruntime refused to load. A DCN backbone is refused by name: torchvision's
+`deform_conv2d` has no ONNX exporter; `MODEL.BACKBONE.DCN_STAGES []` builds the same model without it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fd3d.deploy.graph import DETECTION_OUTPUTS, FRAME_INPUTS, InferenceGraph, signature
+from fd3d.modeling.backbone import ModulatedDeformConv2d
+
+DEFAULT_OPSET = 18
+METADATA_KEY = "fd3d"  # ONNX metadata: the graph's input/output names and the carried BEV's shape
+
+# (inputs of one frame, in graph order) -> (boxes_lidar, scores, labels[, bev]) as numpy arrays
+FrameRunner = Callable[[Sequence[np.ndarray]], Sequence[np.ndarray]]
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported as configured; the message names the option that avoids it."""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    seconds: float
+    input_names: list[str]
+    output_names: list[str]
+    opset: int
+
+
+def check_exportable(detector: nn.Module) -> None:
+    deformable = [name for name, m in detector.named_modules() if isinstance(m, ModulatedDeformConv2d)]
+    if deformable:
+        raise ExportError(
+            f"{len(deformable)} deformable convolutions ({deformable[0]}, ...) have no ONNX exporter "
+            "(torchvision::deform_conv2d); export a model built with MODEL.BACKBONE.DCN_STAGES []"
+        )
+
+
+def export_onnx(
+    detector: nn.Module, example: dict, path: str | os.PathLike, opset: int = DEFAULT_OPSET
+) -> ExportResult:
+    """Export one batch-1 frame of `detector` (traced on the collated `example`) to `path`, atomically."""
+    check_exportable(detector)
+    graph = InferenceGraph(detector)
+    names, inputs = signature(detector, example)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # torch.export's notes about the deprecated TorchScript exporter and unused state are not ours
+        warnings.simplefilter("ignore", category=FutureWarning)
+        program = torch.onnx.export(
+            graph,
+            inputs,
+            dynamo=True,
+            optimize=False,
+            opset_version=opset,
+            input_names=names.input_names,
+            output_names=names.output_names,
+            verbose=False,
+        )
+    program.model.metadata_props[METADATA_KEY] = json.dumps(
+        {"inputs": names.input_names, "outputs": names.output_names, "bev_shape": names.bev_shape}
+    )
+    program.save(str(partial))
+    os.replace(partial, target)
+    return ExportResult(target, time.perf_counter() - start, names.input_names, names.output_names, opset)
+
+
+def onnx_runner(path: str | os.PathLike, threads: int | None = None) -> tuple[FrameRunner, dict]:
+    """An onnxruntime CPU session of an exported file as a FrameRunner, and the file's fd3d metadata."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # constant-folding notes about CastLike nodes are not errors
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in meta:
+        raise ExportError(f"{path} was not written by fd3d's exporter (no {METADATA_KEY!r} metadata)")
+    info = json.loads(meta[METADATA_KEY])
+    names = [i.name for i in session.get_inputs()]
+
+    def run(inputs: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        return session.run(None, dict(zip(names, inputs, strict=True)))
+
+    return run, info
+
+
+def eager_runner(detector: nn.Module) -> FrameRunner:
+    """The same graph in PyTorch eager mode, as a FrameRunner."""
+    graph = InferenceGraph(detector)
+
+    @torch.no_grad()
+    def run(inputs: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        return [t.numpy() for t in graph(*(torch.from_numpy(np.asarray(a)) for a in inputs))]
+
+    return run
+
+
+def stream(
+    run: FrameRunner, samples: Iterator[dict], temporal: bool, bev_shape: Sequence[int] | None
+) -> Iterator[tuple[str, Sequence[np.ndarray]]]:
+    """(sample token, outputs) frame after frame; a temporal model's BEV is fed back within a scene.
+
+    `samples` are single samples in time order, scene after scene (`NuScenesDataset` order). A frame
+    whose `prev_exists` is False starts a scene: the BEV state is reset to zeros.
+    """
+    state = np.zeros(bev_shape, dtype=np.float32) if temporal else None
+    for sample in samples:
+        inputs = [sample["images"][None].numpy(), sample["lidar2img"][None].numpy().astype(np.float32)]
+        if temporal:
+            has_previous = bool(sample["prev_exists"])
+            inputs += [
+                state if has_previous else np.zeros_like(state),
+                sample["curr2prev_lidar"][None].numpy().astype(np.float32),
+                np.array([has_previous]),
+            ]
+        outputs = run(inputs)
+        if temporal:
+            state = outputs[len(DETECTION_OUTPUTS)]
+        yield sample["sample_token"], outputs
+
+
+def compare_frame(a: Sequence[np.ndarray], b: Sequence[np.ndarray], tolerance: float) -> dict[str, float]:
+    """Differences of one frame's outputs from two runtimes.
+
+    Detections are matched by (query, label), what identifies them whatever their rank: near-equal scores
+    may swap places between runtimes. `boxes_lidar` / `scores`: max |difference| over matched detections;
+    `boundary_swaps`: detections in one top-k only whose score is within `tolerance` of the other's
+    lowest kept score (a tie at the cut-off); `unexplained`: detections in one top-k only beyond that
+    (must be 0); `bev`: max |difference| of the carried state, if any.
+    """
+    index = {name: i for i, name in enumerate(DETECTION_OUTPUTS)}
+    keyed = []
+    for outputs in (a, b):
+        keys = zip(outputs[index["queries"]].tolist(), outputs[index["labels"]].tolist(), strict=True)
+        keyed.append({key: row for row, key in enumerate(keys)})
+    common = sorted(set(keyed[0]) & set(keyed[1]))
+    rows_a = [keyed[0][k] for k in common]
+    rows_b = [keyed[1][k] for k in common]
+    result = {}
+    for name in ("boxes_lidar", "scores"):
+        x, y = a[index[name]][rows_a], b[index[name]][rows_b]
+        result[name] = float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max(initial=0.0))
+    swaps = unexplained = 0
+    for mine, theirs, outputs, other in ((keyed[0], keyed[1], a, b), (keyed[1], keyed[0], b, a)):
+        floor = float(other[index["scores"]].min(initial=np.inf))
+        for key in set(mine) - set(theirs):
+            at_cutoff = outputs[index["scores"]][mine[key]] <= floor + tolerance
+            swaps, unexplained = swaps + int(at_cutoff), unexplained + int(not at_cutoff)
+    result.update(boundary_swaps=float(swaps), unexplained=float(unexplained))
+    if len(a) > len(DETECTION_OUTPUTS):
+        result["bev"] = float(np.abs(a[-1] - b[-1]).max())
+    return result
+
+
+@dataclass
+class RuntimeComparison:
+    worst: dict[str, float]  # `compare_frame`'s figures, max (counts: sum) over every frame
+    # runtime -> (sample token, (boxes_lidar, scores, labels)) per frame
+    detections: dict[str, list[tuple[str, Sequence[np.ndarray]]]]
+    frames: int
+
+    def failures(self, tolerance: float) -> list[str]:
+        """What differs beyond `tolerance`: boxes or scores of the same detections, or detections that
+        only one runtime kept for another reason than a tie at the top-k cut-off."""
+        bad = [name for name in ("boxes_lidar", "scores") if self.worst[name] > tolerance]
+        return bad + (["unexplained detections"] if self.worst["unexplained"] else [])
+
+
+def compare_runtimes(
+    detector: nn.Module,
+    onnx_path: str | os.PathLike,
+    samples: Iterator[dict],
+    threads: int | None = None,
+    tolerance: float = 1e-4,
+) -> RuntimeComparison:
+    """Eager PyTorch and onnxruntime frame after frame on the same samples, each feeding back its own BEV."""
+    onnx_run, info = onnx_runner(onnx_path, threads)
+    temporal, bev_shape = info["bev_shape"] is not None, info["bev_shape"]
+    left, right = itertools.tee(samples)  # lockstep: holds one sample at a time
+    eager_frames = stream(eager_runner(detector), left, temporal, bev_shape)
+    onnx_frames = stream(onnx_run, right, temporal, bev_shape)
+    worst: dict[str, float] = {}
+    outputs: dict[str, list] = {"eager": [], "onnx": []}
+    for eager, onnx in zip(eager_frames, onnx_frames, strict=True):
+        for key, value in compare_frame(eager[1], onnx[1], tolerance).items():
+            counted = key in ("boundary_swaps", "unexplained")
+            worst[key] = worst.get(key, 0.0) + value if counted else max(worst.get(key, 0.0), value)
+        outputs["eager"].append((eager[0], eager[1][:3]))
+        outputs["onnx"].append((onnx[0], onnx[1][:3]))
+    return RuntimeComparison(worst, outputs, len(outputs["eager"]))
+
+
+def frames_per_second(run: FrameRunner, inputs: Sequence[np.ndarray], iterations: int, warmup: int) -> float:
+    """Median frames/s of `run` on the same frame over `iterations` timed runs after `warmup` untimed ones."""
+    for _ in range(warmup):
+        run(inputs)
+    seconds = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        run(inputs)
+        seconds.append(time.perf_counter() - start)
+    return 1.0 / float(np.median(seconds))
+
+
+def graph_inputs(detector: nn.Module, example: dict) -> list[np.ndarray]:
+    """The numpy inputs of one frame of the graph for a collated `example` (state: zeros, with history)."""
+    _, inputs = signature(detector, example)
+    arrays = [t.numpy() for t in inputs]
+    if len(arrays) > len(FRAME_INPUTS):
+        arrays[-1] = np.ones_like(arrays[-1])  # prev_exists: time the temporal path too
+    return arrays

@@ -1,0 +1,117 @@
+"""ONNX export of both CPU detectors: onnxruntime gives PyTorch's boxes frame by frame, and the same NDS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fd3d.config import load_config
+from fd3d.data.dataset import NuScenesDataset
+from fd3d.data.example_batch import example_batch
+from fd3d.deploy.onnx_export import ExportError, compare_frame, compare_runtimes, export_onnx, onnx_runner
+from fd3d.evaluation.nuscenes_eval import Detections, evaluate_detections
+from fd3d.hub import save_pretrained
+from fd3d.modeling.registry import build_model
+from tools.export_onnx import main as export_tool
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TOLERANCE = 1e-4
+
+
+def apprentice(name: str, *overrides: str):
+    torch.manual_seed(0)
+    cfg = load_config(CONFIGS / name / "cpu_apprentice.yaml", list(overrides))
+    return build_model(cfg).eval(), cfg
+
+
+def split_samples(root: Path, model) -> tuple[NuScenesDataset, list[dict]]:
+    dataset = NuScenesDataset(root, "v1.0-mini", "mini_val", model.image_size, model.pc_range.tolist())
+    return dataset, [dataset[i] for i in range(len(dataset))]
+
+
+def nds(dataset: NuScenesDataset, frames: list, out: Path) -> float:
+    detections = {token: Detections(*outputs) for token, outputs in frames}
+    return evaluate_detections(dataset.reader, detections, "mini_val", out)["NDS"]
+
+
+def test_bevformer_streams_through_onnxruntime_as_in_pytorch(mini_dataroot, tmp_path):
+    model, _ = apprentice("BEVFormer")
+    result = export_onnx(model, example_batch(model.image_size), tmp_path / "bevformer.onnx")
+    assert result.input_names == ["images", "lidar2img", "prev_bev", "curr2prev_lidar", "prev_exists"]
+    assert result.output_names[-1] == "bev"
+    dataset, samples = split_samples(mini_dataroot, model)
+    assert sum(not bool(s["prev_exists"]) for s in samples) == 2  # two scenes: the state is reset once more
+    comparison = compare_runtimes(model, result.path, iter(samples), tolerance=TOLERANCE)
+    assert comparison.frames == len(samples)
+    assert comparison.failures(TOLERANCE) == [], comparison.worst
+    assert comparison.worst["bev"] < TOLERANCE
+    scores = [nds(dataset, comparison.detections[n], tmp_path / n) for n in ("eager", "onnx")]
+    assert f"{scores[0]:.4f}" == f"{scores[1]:.4f}"
+
+
+def test_the_fed_back_bev_matters(mini_dataroot, tmp_path):
+    """The graph's prev_bev input is really used: another history changes the BEV."""
+    model, _ = apprentice("BEVFormer")
+    with torch.no_grad():  # a history that is not zero-like at init: random TSA/value projections act on it
+        for p in model.encoder.layers[0].tsa.sampling_offsets.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    _, samples = split_samples(mini_dataroot, model)
+    sample = samples[1]
+    assert bool(sample["prev_exists"])
+    batch = {k: sample[k][None] for k in ("images", "lidar2img", "curr2prev_lidar", "prev_exists")}
+    with torch.no_grad():
+        zero = model.extract_features({**batch, "prev_bev": torch.zeros(1, 64, 25, 25)}).bev
+        other = model.extract_features({**batch, "prev_bev": torch.ones(1, 64, 25, 25)}).bev
+    assert (zero - other).abs().max() > 1e-3
+
+
+def test_detr3d_export_check_tool(mini_dataroot, tmp_path, capsys):
+    model, cfg = apprentice("DETR3D")
+    save_pretrained(model, cfg, tmp_path / "model")
+    args = ["--model", str(tmp_path / "model"), "--out", str(tmp_path / "detr3d.onnx"), "--check",
+            "--dataroot", str(mini_dataroot), "--version", "v1.0-mini", "--split", "mini_val"]  # fmt: skip
+    assert export_tool(args) == 0
+    printed = capsys.readouterr().out
+    assert "check passed" in printed and "inputs  images, lidar2img\n" in printed
+    run, info = onnx_runner(tmp_path / "detr3d.onnx")
+    assert info["bev_shape"] is None and info["outputs"] == ["boxes_lidar", "scores", "labels", "queries"]
+
+
+def test_a_deformable_backbone_is_refused_by_name(tmp_path):
+    model, _ = apprentice("DETR3D", "MODEL.BACKBONE.DCN_STAGES", "[3]")
+    with pytest.raises(ExportError, match=r"MODEL\.BACKBONE\.DCN_STAGES \[\]"):
+        export_onnx(model, example_batch(model.image_size), tmp_path / "dcn.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_compare_frame_matches_detections_by_query_and_label():
+    boxes = np.arange(27, dtype=np.float32).reshape(3, 9)
+    a = [boxes, np.array([0.9, 0.5, 0.5], np.float32), np.array([1, 2, 3]), np.array([7, 8, 9])]
+    # the two tied detections in the other order, one box off by 1e-3, and the last one swapped at the
+    # cut-off for another detection with the same score
+    shifted = boxes[[0, 2, 1]] + np.float32(1e-3) * (np.arange(3)[:, None] == 0)
+    b = [shifted, np.array([0.9, 0.5, 0.5], np.float32), np.array([1, 3, 2]), np.array([7, 9, 8])]
+    result = compare_frame(a, b, 1e-4)
+    assert result["boxes_lidar"] == pytest.approx(1e-3, rel=1e-3) and result["scores"] == 0.0
+    assert result["boundary_swaps"] == 0 and result["unexplained"] == 0
+    b_swap = [b[0], b[1], np.array([1, 3, 4]), np.array([7, 9, 5])]
+    assert compare_frame(a, b_swap, 1e-4)["boundary_swaps"] == 2  # (8, 2) out, (5, 4) in, both at 0.5
+    b_far = [b[0], np.array([0.9, 0.5, 0.8], np.float32), np.array([1, 3, 4]), np.array([7, 9, 5])]
+    assert compare_frame(a, b_far, 1e-4)["unexplained"] == 1  # (5, 4) at 0.8 is no tie at the cut-off
+
+
+def test_a_foreign_onnx_file_is_named(tmp_path):
+    import onnx
+
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])],
+        "foreign",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    onnx.save(onnx.helper.make_model(graph), tmp_path / "foreign.onnx")
+    with pytest.raises(ExportError, match="not written by fd3d"):
+        onnx_runner(tmp_path / "foreign.onnx")
