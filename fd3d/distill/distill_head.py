@@ -144,7 +144,7 @@ class DistillationHead(nn.Module):
         bev = features.bev.detach()  # (B, C, H, W)
         self._check_extent(features.bev_extent)
         value = bev.flatten(2).transpose(1, 2)
-        shape = torch.tensor([bev.shape[-2:]], device=bev.device)
+        shape = [tuple(bev.shape[-2:])]
         transform = None
         if self.box_reference and previous_box is not None:
             transform = box_offset_transform(
@@ -161,7 +161,7 @@ class DistillationHead(nn.Module):
         metric = denormalize_centers(reference, self.pc_range)
         uv, visible = project_to_images(metric, features.geometry.lidar2img, features.geometry.image_size)
         value = level.flatten(3).transpose(2, 3).flatten(0, 1)  # (B*Ncam, h*w, C)
-        shape = torch.tensor([level.shape[-2:]], device=level.device)
+        shape = [tuple(level.shape[-2:])]
         per_camera_query = query[:, None].expand(-1, cams, -1, -1).flatten(0, 1)
         output, locations = layer.cross_attn(per_camera_query, uv.flatten(0, 1)[:, :, None], value, shape)
         output = output.unflatten(0, (batch, cams)) * visible[..., None]

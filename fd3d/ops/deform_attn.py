@@ -9,14 +9,33 @@ apprentice at exactly those positions.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# (H_l, W_l) per level: a (L, 2) tensor or, better, Python ints (see `level_shapes`)
+SpatialShapes = Tensor | Sequence[Sequence[int]]
+
+
+def level_shapes(spatial_shapes: SpatialShapes) -> list[tuple[int, int]]:
+    """(H_l, W_l) of every level as Python ints. Callers that know the shapes in Python pass them as a
+    sequence: a tensor must be read back (`.tolist()`), which `torch.export` (ONNX export) cannot trace
+    and which synchronises a GPU."""
+    rows = spatial_shapes.tolist() if isinstance(spatial_shapes, Tensor) else spatial_shapes
+    return [(int(h), int(w)) for h, w in rows]
+
+
+def pixel_normalizer(spatial_shapes: SpatialShapes, like: Tensor) -> Tensor:
+    """(L, 2) tensor of (W_l, H_l): divides pixel offsets into [0, 1] displacements of each level."""
+    return torch.tensor(
+        [(w, h) for h, w in level_shapes(spatial_shapes)], dtype=like.dtype, device=like.device
+    )
+
 
 def multi_scale_deformable_attention(
-    value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor, attention_weights: Tensor
+    value: Tensor, spatial_shapes: SpatialShapes, sampling_locations: Tensor, attention_weights: Tensor
 ) -> Tensor:
     """Weighted sum of bilinear samples of a multi-level feature.
 
@@ -27,11 +46,11 @@ def multi_scale_deformable_attention(
     """
     batch, _, heads, dims = value.shape
     _, queries, _, levels, points, _ = sampling_locations.shape
-    sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
-    value_levels = value.split(sizes, dim=1)
+    shapes = level_shapes(spatial_shapes)
+    value_levels = value.split([height * width for height, width in shapes], dim=1)
     grids = 2.0 * sampling_locations - 1.0
     sampled = []
-    for level, (height, width) in enumerate(spatial_shapes.tolist()):
+    for level, (height, width) in enumerate(shapes):
         # (B, H*W, M, D) -> (B*M, D, H, W)
         level_value = value_levels[level].permute(0, 2, 3, 1).reshape(batch * heads, dims, height, width)
         # (B, Q, M, P, 2) -> (B*M, Q, P, 2)
@@ -91,7 +110,8 @@ class MultiScaleDeformableAttention(nn.Module):
     """Each query looks at `num_points` learned offsets around its reference point on every level.
 
     forward(query (B, Q, C), reference_points (B, Q, L, 2) in [0, 1], value (B, S, C), spatial_shapes
-    (L, 2)) -> (output (B, Q, C), sampling_locations (B, Q, M, L, P, 2)). No residual: callers add it.
+    ((H_l, W_l) per level)) -> (output (B, Q, C), sampling_locations (B, Q, M, L, P, 2)). No residual:
+    callers add it.
     Offsets are in pixels of each level, unless `offset_transform` (B, Q, 2, 2) maps each query's raw
     offsets to [0, 1] displacements (the same for every level): Deformable DETR's box-reference mode.
     """
@@ -126,24 +146,23 @@ class MultiScaleDeformableAttention(nn.Module):
         query: Tensor,
         reference_points: Tensor,
         value: Tensor,
-        spatial_shapes: Tensor,
+        spatial_shapes: SpatialShapes,
         offset_transform: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         batch, queries, _ = query.shape
         heads, levels, points = self.num_heads, self.num_levels, self.num_points
-        if spatial_shapes.shape[0] != levels:
-            raise ValueError(
-                f"got {spatial_shapes.shape[0]} feature levels, the module was built for {levels}"
-            )
+        shapes = level_shapes(spatial_shapes)
+        if len(shapes) != levels:
+            raise ValueError(f"got {len(shapes)} feature levels, the module was built for {levels}")
         value = self.value_proj(value).view(batch, value.shape[1], heads, self.embed_dims // heads)
         offsets = self.sampling_offsets(query).view(batch, queries, heads, levels, points, 2)
         weights = self.attention_weights(query).view(batch, queries, heads, levels * points).softmax(-1)
         weights = weights.view(batch, queries, heads, levels, points)
         if offset_transform is None:  # offsets in pixels of each level: divide by (W, H)
-            normalizer = spatial_shapes.flip(-1).to(query.dtype).view(1, 1, 1, levels, 1, 2)
+            normalizer = pixel_normalizer(shapes, query).view(1, 1, 1, levels, 1, 2)
             displacement = offsets / normalizer
         else:
             displacement = torch.einsum("bqij,bqmlpj->bqmlpi", offset_transform, offsets)
         locations = reference_points[:, :, None, :, None, :] + displacement
-        output = multi_scale_deformable_attention(value, spatial_shapes, locations, weights)
+        output = multi_scale_deformable_attention(value, shapes, locations, weights)
         return self.output_proj(output), locations

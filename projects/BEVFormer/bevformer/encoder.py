@@ -67,7 +67,7 @@ class BEVEncoder(nn.Module):
             [centers[:, None].expand(-1, num_z, 2), heights.view(1, num_z, 1).expand(len(centers), -1, 1)], -1
         )
         self.register_buffer("pillars", pillars, False)  # (HW, Z, 3) metric LiDAR frame
-        self.register_buffer("bev_shape", torch.tensor([[self.bev_h, self.bev_w]]), False)
+        self.bev_shape = [(self.bev_h, self.bev_w)]  # one level, Python ints (traceable by torch.export)
 
     def positional_embedding(self) -> Tensor:
         """(H*W, C): column embedding then row embedding of each cell."""
@@ -84,7 +84,7 @@ class BEVEncoder(nn.Module):
             for i, level in enumerate(pv)
         ]  # per level (B, Ncam, h*w, C)
         value = torch.cat(flat, 2).flatten(0, 1)  # (B*Ncam, S, C)
-        shapes = torch.tensor([level.shape[-2:] for level in pv], device=value.device)
+        shapes = [tuple(level.shape[-2:]) for level in pv]
         uv, hit = project_pillars(self.pillars, geometry.lidar2img, geometry.image_size)
         return {"value": value, "spatial_shapes": shapes, "uv": uv.to(value.dtype), "hit": hit}
 

@@ -13,7 +13,12 @@ import torch
 from torch import Tensor, nn
 
 from fd3d.modeling.projection import project_to_images
-from fd3d.ops.deform_attn import init_deformable_layers, multi_scale_deformable_attention
+from fd3d.ops.deform_attn import (
+    SpatialShapes,
+    init_deformable_layers,
+    multi_scale_deformable_attention,
+    pixel_normalizer,
+)
 
 
 def project_pillars(pillars: Tensor, lidar2img: Tensor, image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
@@ -50,12 +55,13 @@ class SpatialCrossAttention(nn.Module):
         query: Tensor,
         query_pos: Tensor,
         value: Tensor,
-        spatial_shapes: Tensor,
+        spatial_shapes: SpatialShapes,
         uv: Tensor,
         hit: Tensor,
     ) -> Tensor:
-        """query, query_pos (B, HW, C); value (B*Ncam, S, C) all levels flattened; spatial_shapes (L, 2);
-        uv (B, Ncam, HW, Z, 2) and hit (B, Ncam, HW, Z) from `project_pillars`. Returns (B, HW, C)."""
+        """query, query_pos (B, HW, C); value (B*Ncam, S, C) all levels flattened; spatial_shapes
+        (H_l, W_l) per level; uv (B, Ncam, HW, Z, 2) and hit (B, Ncam, HW, Z) from `project_pillars`.
+        Returns (B, HW, C)."""
         batch, cams, cells, num_z = hit.shape
         dims, heads, levels, points = self.embed_dims, self.num_heads, self.num_levels, self.num_points
         hit_cells = hit.any(-1)  # (B, Ncam, HW)
@@ -72,7 +78,7 @@ class SpatialCrossAttention(nn.Module):
         ref = torch.gather(uv, 2, index[..., None, None].expand(-1, -1, -1, num_z, 2)).flatten(0, 1)
 
         offsets = self.sampling_offsets(q).view(-1, slots, heads, levels, points // num_z, num_z, 2)
-        normalizer = spatial_shapes.flip(-1).to(q.dtype).view(1, 1, 1, levels, 1, 1, 2)
+        normalizer = pixel_normalizer(spatial_shapes, q).view(1, 1, 1, levels, 1, 1, 2)
         locations = ref[:, :, None, None, None] + offsets / normalizer  # anchor z of point (k, z)
         locations = locations.flatten(4, 5)
         weights = self.attention_weights(q).view(-1, slots, heads, levels * points).softmax(-1)

@@ -10,7 +10,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fd3d.ops.deform_attn import init_deformable_layers, multi_scale_deformable_attention
+from fd3d.ops.deform_attn import (
+    SpatialShapes,
+    init_deformable_layers,
+    multi_scale_deformable_attention,
+    pixel_normalizer,
+)
 
 QUEUE = 2  # (aligned previous BEV, current BEV queries)
 
@@ -36,9 +41,14 @@ class TemporalSelfAttention(nn.Module):
         )
 
     def forward(
-        self, query: Tensor, query_pos: Tensor, prev_bev: Tensor, reference_2d: Tensor, bev_shape: Tensor
+        self,
+        query: Tensor,
+        query_pos: Tensor,
+        prev_bev: Tensor,
+        reference_2d: Tensor,
+        bev_shape: SpatialShapes,
     ) -> Tensor:
-        """query, query_pos, prev_bev (B, H*W, C); reference_2d (H*W, 2) in [0, 1]; bev_shape (1, 2).
+        """query, query_pos, prev_bev (B, H*W, C); reference_2d (H*W, 2) in [0, 1]; bev_shape [(H, W)].
 
         Returns (B, H*W, C) without residual.
         """
@@ -52,7 +62,7 @@ class TemporalSelfAttention(nn.Module):
         offsets = offsets.permute(0, 3, 1, 2, 4, 5).reshape(batch * QUEUE, cells, heads, 1, points, 2)
         weights = self.attention_weights(fused).view(batch, cells, heads, QUEUE, points).softmax(-1)
         weights = weights.permute(0, 3, 1, 2, 4).reshape(batch * QUEUE, cells, heads, 1, points)
-        normalizer = bev_shape.flip(-1).to(query.dtype).view(1, 1, 1, 1, 1, 2)
+        normalizer = pixel_normalizer(bev_shape, query).view(1, 1, 1, 1, 1, 2)
         locations = reference_2d.view(1, cells, 1, 1, 1, 2) + offsets / normalizer
         output = multi_scale_deformable_attention(value, bev_shape, locations, weights)
         return self.output_proj(output.view(batch, QUEUE, cells, dims).mean(1))
