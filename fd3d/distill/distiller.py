@@ -128,7 +128,7 @@ class Distiller(nn.Module):
     def _factor(self, apprentice_size: tuple[int, int], expert_size: tuple[int, int]) -> int:
         return upsample_factor(apprentice_size, expert_size) if self.alignment == "deconv" else 1
 
-    def _bev_pair(self) -> FeaturePair:
+    def bev_pair(self) -> FeaturePair:
         app, exp = self.apprentice_shapes["bev"], self.expert_shapes["bev"]
         if app is None or exp is None:
             raise ConfigError(
@@ -140,7 +140,7 @@ class Distiller(nn.Module):
 
     def _pairs_for(self, loss: str) -> list[FeaturePair]:
         if loss == "heatmap":
-            return self.pv_pairs + [self._bev_pair()]
+            return self.pv_pairs + [self.bev_pair()]
         stages = list(getattr(self.cfg.DISTILL, loss.upper()).STAGES)
         bad = sorted(set(stages) - set(STAGES))
         if bad or not stages:
@@ -151,7 +151,7 @@ class Distiller(nn.Module):
         if "pv" in stages:
             pairs += self.pv_pairs
         if "bev" in stages:
-            pairs.append(self._bev_pair())
+            pairs.append(self.bev_pair())
         return pairs
 
     def _channels(self, pair: FeaturePair) -> tuple[int, int]:
@@ -178,7 +178,7 @@ class Distiller(nn.Module):
         head_cfg = cfg.DISTILL.HEAD
         if self.expert_shapes["bev"] is not None:
             mode, pv_level, dims = "bev", 0, self.expert_shapes["bev"][1]
-            qfd_pair = self._bev_pair()
+            qfd_pair = self.bev_pair()
         else:
             if not self.pv_pairs:
                 raise ConfigError("the expert has neither a BEV nor PV levels paired with the apprentice")
@@ -264,7 +264,7 @@ class Distiller(nn.Module):
             return downsample_to(expert, apprentice.shape[-2:])
         return expert
 
-    def _box_masks(self, boxes: list[Tensor], features: DetectorFeatures, pair: FeaturePair) -> Tensor:
+    def box_masks(self, boxes: list[Tensor], features: DetectorFeatures, pair: FeaturePair) -> Tensor:
         """Union of box projections on the apprentice's grid of `pair`: (B, h, w) BEV or (B*Ncam, h, w) PV."""
         if pair.stage == "bev":
             height, width = features.bev.shape[-2:]
@@ -358,7 +358,7 @@ class Distiller(nn.Module):
             else:
                 with torch.no_grad():
                     boxes = [decode_boxes(head_outputs.box_code[b][focal[b]]) for b in range(len(focal))]
-            masks = self._box_masks(boxes, apprentice, pair)
+            masks = self.box_masks(boxes, apprentice, pair)
             return distill.SMGD.WEIGHT * module(app_map, exp_map, masks)
         if loss == "mgd":
             return distill.MGD.WEIGHT * module(app_map, exp_map)

@@ -68,7 +68,7 @@ def measure_head(distiller: Distiller, cfg: CfgNode, samples: int) -> tuple[dict
     example: dict = {}
     pairs = list(distiller.pv_pairs)
     if distiller.expert_shapes["bev"] is not None and distiller.apprentice_shapes["bev"] is not None:
-        pairs.append(distiller._bev_pair())
+        pairs.append(distiller.bev_pair())
     for index in tqdm(range(min(samples, len(dataset))), desc="head measures"):
         batch = collate_samples([dataset[index]])
         expert = distiller.expert_features(batch)
@@ -88,7 +88,7 @@ def measure_head(distiller: Distiller, cfg: CfgNode, samples: int) -> tuple[dict
         boxes = focal_boxes(head, focal)
         for pair in pairs:
             coverage.setdefault(pair.name, []).append(
-                float(distiller._box_masks(boxes, apprentice, pair).float().mean())
+                float(distiller.box_masks(boxes, apprentice, pair).float().mean())
             )
         if not example and focal.any() and head.visible is None:
             example = {
