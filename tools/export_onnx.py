@@ -10,13 +10,13 @@ size and `lidar2img` (1, Ncam, 4, 4) float32; a temporal model (BEVFormer) also 
 (1, C, h, w) (its own `bev` output of the previous frame; zeros on a scene's first frame),
 `curr2prev_lidar` (1, 4, 4) and `prev_exists` (1,) bool. Outputs: `boxes_lidar` (K, 9) as
 (x, y, z, w, l, h, yaw, vx, vy) in the LiDAR frame, `scores` (K,), `labels` (K,), `queries` (K,)
-(the object query of each detection) and, for BEVFormer, `bev`.
+(the object query of each detection), `codes` (K, 10) (its raw regression code) and, for BEVFormer, `bev`.
 
 `--check` runs the file in onnxruntime and the model in PyTorch frame after frame over the whole split
 (each feeding back its own BEV), matches detections by (query, label), prints the max abs difference of
-boxes, scores and BEV, scores both with the official devkit, and exits 1 if boxes or scores differ by
-more than --tolerance, a detection is kept by one runtime only (other than a tie at the top-k
-cut-off), or the NDS differs at 4 decimals.
+boxes, box codes, scores and BEV, scores both with the official devkit, and exits 1 if box codes or
+scores differ by more than --tolerance, a detection is kept by one runtime only (other than a tie at the
+top-k cut-off), or the NDS differs at 4 decimals.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default %(default)s)")
     parser.add_argument("--check", action="store_true", help="compare with PyTorch on a split and score both")
     parser.add_argument(
-        "--tolerance", type=float, default=1e-4, help="max abs difference of boxes and scores"
+        "--tolerance", type=float, default=1e-4, help="max abs difference of box codes and scores"
     )
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     check = parser.add_argument_group("data for --check")

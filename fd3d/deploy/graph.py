@@ -4,8 +4,10 @@ Inputs are what a car has: the six camera images at the model's input size (uint
 `lidar2img`; a temporal detector (BEVFormer) also takes its own BEV of the previous frame, the motion from
 the current to the previous LiDAR frame and whether a previous frame exists, and returns the new BEV, so
 the temporal state lives outside the graph. Outputs are the NMS-free top-k detections of one sample in the
-LiDAR frame, in fd3d's box convention (x, y, z, w, l, h, yaw, vx, vy), their scores, labels and the
-object query each came from (which identifies a detection across runtimes when scores nearly tie).
+LiDAR frame, in fd3d's box convention (x, y, z, w, l, h, yaw, vx, vy), their scores, labels, the object
+query each came from (which identifies a detection across runtimes when scores nearly tie) and its raw
+regression code (cx, cy, log w, log l, cz, log h, sin, cos, vx, vy): what the network computes, before
+the exp and atan2 of decoding, which amplify float32 noise in large or low-confidence boxes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from fd3d.modeling.box_coder import decode_topk
 
 FRAME_INPUTS = ("images", "lidar2img")
 STATE_INPUTS = ("prev_bev", "curr2prev_lidar", "prev_exists")
-DETECTION_OUTPUTS = ("boxes_lidar", "scores", "labels", "queries")
+DETECTION_OUTPUTS = ("boxes_lidar", "scores", "labels", "queries", "codes")
 STATE_OUTPUTS = ("bev",)
 
 
@@ -60,7 +62,8 @@ class InferenceGraph(nn.Module):
             self.detector.max_detections,
             self.detector.post_center_range,
         )
-        detections = (top["boxes"], top["scores"], top["labels"], top["queries"])
+        codes = outputs.box_code[-1][0][top["queries"]]
+        detections = (top["boxes"], top["scores"], top["labels"], top["queries"], codes)
         return (*detections, features.bev) if self.temporal else detections
 
 

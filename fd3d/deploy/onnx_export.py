@@ -147,7 +147,8 @@ def compare_frame(a: Sequence[np.ndarray], b: Sequence[np.ndarray], tolerance: f
     """Differences of one frame's outputs from two runtimes.
 
     Detections are matched by (query, label), what identifies them whatever their rank: near-equal scores
-    may swap places between runtimes. `boxes_lidar` / `scores`: max |difference| over matched detections;
+    may swap places between runtimes. `boxes_lidar` / `codes` / `scores`: max |difference| over matched
+    detections (the check uses the codes: decoding's exp and atan2 amplify float32 noise);
     `boundary_swaps`: detections in one top-k only whose score is within `tolerance` of the other's
     lowest kept score (a tie at the cut-off); `unexplained`: detections in one top-k only beyond that
     (must be 0); `bev`: max |difference| of the carried state, if any.
@@ -161,7 +162,7 @@ def compare_frame(a: Sequence[np.ndarray], b: Sequence[np.ndarray], tolerance: f
     rows_a = [keyed[0][k] for k in common]
     rows_b = [keyed[1][k] for k in common]
     result = {}
-    for name in ("boxes_lidar", "scores"):
+    for name in ("boxes_lidar", "codes", "scores"):
         x, y = a[index[name]][rows_a], b[index[name]][rows_b]
         result[name] = float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max(initial=0.0))
     swaps = unexplained = 0
@@ -184,9 +185,9 @@ class RuntimeComparison:
     frames: int
 
     def failures(self, tolerance: float) -> list[str]:
-        """What differs beyond `tolerance`: boxes or scores of the same detections, or detections that
+        """What differs beyond `tolerance`: box codes or scores of the same detections, or detections that
         only one runtime kept for another reason than a tie at the top-k cut-off."""
-        bad = [name for name in ("boxes_lidar", "scores") if self.worst[name] > tolerance]
+        bad = [name for name in ("codes", "scores") if self.worst[name] > tolerance]
         return bad + (["unexplained detections"] if self.worst["unexplained"] else [])
 
 

@@ -77,7 +77,13 @@ def test_detr3d_export_check_tool(mini_dataroot, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "check passed" in printed and "inputs  images, lidar2img\n" in printed
     run, info = onnx_runner(tmp_path / "detr3d.onnx")
-    assert info["bev_shape"] is None and info["outputs"] == ["boxes_lidar", "scores", "labels", "queries"]
+    assert info["bev_shape"] is None and info["outputs"] == [
+        "boxes_lidar",
+        "scores",
+        "labels",
+        "queries",
+        "codes",
+    ]
 
 
 def test_a_deformable_backbone_is_refused_by_name(tmp_path):
@@ -89,17 +95,20 @@ def test_a_deformable_backbone_is_refused_by_name(tmp_path):
 
 def test_compare_frame_matches_detections_by_query_and_label():
     boxes = np.arange(27, dtype=np.float32).reshape(3, 9)
-    a = [boxes, np.array([0.9, 0.5, 0.5], np.float32), np.array([1, 2, 3]), np.array([7, 8, 9])]
-    # the two tied detections in the other order, one box off by 1e-3, and the last one swapped at the
-    # cut-off for another detection with the same score
-    shifted = boxes[[0, 2, 1]] + np.float32(1e-3) * (np.arange(3)[:, None] == 0)
-    b = [shifted, np.array([0.9, 0.5, 0.5], np.float32), np.array([1, 3, 2]), np.array([7, 9, 8])]
+    codes = np.arange(30, dtype=np.float32).reshape(3, 10)
+    scores = np.array([0.9, 0.5, 0.5], np.float32)
+    a = [boxes, scores, np.array([1, 2, 3]), np.array([7, 8, 9]), codes]
+    # the two tied detections in the other order, the first box (and its code) off by 1e-3
+    off = np.float32(1e-3) * (np.arange(3)[:, None] == 0)
+    b = [boxes[[0, 2, 1]] + off, scores, np.array([1, 3, 2]), np.array([7, 9, 8]), codes[[0, 2, 1]] + off]
     result = compare_frame(a, b, 1e-4)
     assert result["boxes_lidar"] == pytest.approx(1e-3, rel=1e-3) and result["scores"] == 0.0
+    assert result["codes"] == pytest.approx(1e-3, rel=1e-3)
     assert result["boundary_swaps"] == 0 and result["unexplained"] == 0
-    b_swap = [b[0], b[1], np.array([1, 3, 4]), np.array([7, 9, 5])]
+    # the last one swapped at the cut-off for another detection with the same score
+    b_swap = [b[0], b[1], np.array([1, 3, 4]), np.array([7, 9, 5]), b[4]]
     assert compare_frame(a, b_swap, 1e-4)["boundary_swaps"] == 2  # (8, 2) out, (5, 4) in, both at 0.5
-    b_far = [b[0], np.array([0.9, 0.5, 0.8], np.float32), np.array([1, 3, 4]), np.array([7, 9, 5])]
+    b_far = [b[0], np.array([0.9, 0.5, 0.8], np.float32), np.array([1, 3, 4]), np.array([7, 9, 5]), b[4]]
     assert compare_frame(a, b_far, 1e-4)["unexplained"] == 1  # (5, 4) at 0.8 is no tie at the cut-off
 
 
