@@ -5,9 +5,10 @@ Inputs are what a car has: the six camera images at the model's input size (uint
 the current to the previous LiDAR frame and whether a previous frame exists, and returns the new BEV, so
 the temporal state lives outside the graph. Outputs are the NMS-free top-k detections of one sample in the
 LiDAR frame, in fd3d's box convention (x, y, z, w, l, h, yaw, vx, vy), their scores, labels, the object
-query each came from (which identifies a detection across runtimes when scores nearly tie) and its raw
-regression code (cx, cy, log w, log l, cz, log h, sin, cos, vx, vy): what the network computes, before
-the exp and atan2 of decoding, which amplify float32 noise in large or low-confidence boxes.
+query each came from (which identifies a detection across runtimes when scores nearly tie) and its code in
+the network's own units: (cx, cy, log w, log l, cz, log h, sin, cos, vx, vy) with the centre as the
+sigmoid output in [0, 1] of the point-cloud range. That is what the network computes, before decoding
+scales the centre by the range (about 100 m) and takes exp and atan2, which amplify float32 noise.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from fd3d.modeling.box_coder import decode_topk
+from fd3d.modeling.box_coder import decode_topk, normalize_centers
+from fd3d.modeling.detr_head import CENTER_DIMS
 
 FRAME_INPUTS = ("images", "lidar2img")
 STATE_INPUTS = ("prev_bev", "curr2prev_lidar", "prev_exists")
@@ -62,7 +64,8 @@ class InferenceGraph(nn.Module):
             self.detector.max_detections,
             self.detector.post_center_range,
         )
-        codes = outputs.box_code[-1][0][top["queries"]]
+        codes = outputs.box_code[-1][0][top["queries"]].clone()
+        codes[:, CENTER_DIMS] = normalize_centers(codes[:, CENTER_DIMS], self.detector.pc_range)
         detections = (top["boxes"], top["scores"], top["labels"], top["queries"], codes)
         return (*detections, features.bev) if self.temporal else detections
 
