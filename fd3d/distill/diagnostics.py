@@ -16,7 +16,6 @@ from torch import Tensor
 from fd3d.distill.distill_head import DistillHeadOutputs
 from fd3d.distill.masks import box_corners_lidar, points_in_bev_boxes
 from fd3d.distill.qfd import sample_at
-from fd3d.modeling.box_coder import decode_boxes
 from fd3d.modeling.outputs import CameraGeometry, DetectorFeatures
 from fd3d.modeling.projection import project_to_images
 
@@ -122,11 +121,6 @@ def qfd_points_on_objects(
 def _corners_in_front(corners: Tensor, lidar2img: Tensor) -> Tensor:
     homogeneous = torch.cat([corners, torch.ones_like(corners[..., :1])], -1)
     return torch.einsum("bcij,bnj->bcni", lidar2img, homogeneous)[..., 2] > 0  # (1, Ncam, N*8)
-
-
-def focal_boxes(head: DistillHeadOutputs, focal: Tensor) -> list[Tensor]:
-    """Per sample, the decoded (N_f, 9) boxes of the focal queries: what SMGD masks."""
-    return [decode_boxes(head.box_code[b][focal[b]]) for b in range(len(focal))]
 
 
 def ray_artifact_index(

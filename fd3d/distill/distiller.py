@@ -36,13 +36,12 @@ from fd3d.distill.distill_head import DistillationHead, DistillHeadOutputs
 from fd3d.distill.expert import build_frozen_expert
 from fd3d.distill.feature_cache import ExpertFeatureCache, expert_fingerprint
 from fd3d.distill.fitnet import FitNetLoss
-from fd3d.distill.focal_queries import select_focal_queries
+from fd3d.distill.focal_queries import focal_boxes, select_focal_queries
 from fd3d.distill.heatmap import gaussian_heatmap, heatmap_l2
 from fd3d.distill.masks import bev_box_mask, pv_box_mask
 from fd3d.distill.mgd import MaskedGenerativeDistillation
 from fd3d.distill.qfd import query_focal_distillation
 from fd3d.distill.smgd import SelectiveMaskedGeneration
-from fd3d.modeling.box_coder import decode_boxes
 from fd3d.modeling.losses import DetectionLoss
 from fd3d.modeling.outputs import DetectorFeatures
 from fd3d.modeling.registry import build_model
@@ -357,7 +356,7 @@ class Distiller(nn.Module):
                 boxes = [b.to(app_map) for b in batch["gt_boxes"]]
             else:
                 with torch.no_grad():
-                    boxes = [decode_boxes(head_outputs.box_code[b][focal[b]]) for b in range(len(focal))]
+                    boxes = focal_boxes(head_outputs.box_code, focal)
             masks = self.box_masks(boxes, apprentice, pair)
             return distill.SMGD.WEIGHT * module(app_map, exp_map, masks)
         if loss == "mgd":

@@ -51,3 +51,8 @@ def select_focal_queries(
         giou = paired_bev_giou(predicted, gt_boxes[b][gt_idx].to(predicted))
         focal[b, query_idx] = (confidence[b, query_idx] > conf_thresh) & (giou > giou_thresh)
     return focal
+
+
+def focal_boxes(box_code: Tensor, focal: Tensor) -> list[Tensor]:
+    """Per sample, the decoded (N_f, 9) boxes of the focal queries of (B, Q, 10) codes: what SMGD masks."""
+    return [decode_boxes(box_code[b][focal[b]]) for b in range(len(focal))]

@@ -14,11 +14,11 @@ from fd3d.data.dataset import collate_samples
 from fd3d.distill import Distiller
 from fd3d.distill.diagnostics import (
     feature_gradient_norms,
-    focal_boxes,
     qfd_points_on_objects,
     ray_artifact_index,
     recording_features,
 )
+from fd3d.distill.focal_queries import focal_boxes
 from fd3d.engine.build import build_dataset, data_image_size
 from fd3d.engine.trainer import TrainingRun, batches, training_step
 
@@ -85,7 +85,7 @@ def measure_head(distiller: Distiller, cfg: CfgNode, samples: int) -> tuple[dict
             head, focal, matches, batch["gt_boxes"], distiller.head.pc_range, expert.geometry
         )
         on, total = on + hit, total + count
-        boxes = focal_boxes(head, focal)
+        boxes = focal_boxes(head.box_code, focal)
         for pair in pairs:
             coverage.setdefault(pair.name, []).append(
                 float(distiller.box_masks(boxes, apprentice, pair).float().mean())
