@@ -222,7 +222,7 @@ def write_warm_results(warm: Path, runs: dict[str, list[dict]], steps: int) -> d
         lines += [
             f"## {weighting} weights",
             "",
-            markdown_table(rows, {}, ["expert", "apprentice", *WARM_METHODS]),
+            markdown_table(rows, {}, ["expert", *WARM_METHODS]),
         ]
         if "apprentice" in rows:
             keys = ("NDS_gain", "gap_closed", "beyond_seed_spread")
