@@ -103,16 +103,12 @@ MATCHED_FRACTION = 0.5
 WARM = {"steps": 1000, "base_lr": 1e-4, "warmup": 50, "head_pretrain": 2000, "calibration_steps": 20}
 
 
-def weight_keys(cfg) -> list[str]:
-    """The config keys holding the loss weights of the configured distillation terms."""
-    return [f"DISTILL.{loss.upper()}.WEIGHT" for loss in cfg.DISTILL.LOSSES]
-
-
-def _get(cfg, dotted: str):
-    node = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node
+def loss_weights(cfg) -> dict[str, float]:
+    """{config key: value} of the loss weights of the configured distillation terms."""
+    return {
+        f"DISTILL.{loss.upper()}.WEIGHT": float(cfg.DISTILL[loss.upper()].WEIGHT)
+        for loss in cfg.DISTILL.LOSSES
+    }
 
 
 def gradient_share(norms: dict) -> tuple[float, float]:
@@ -138,7 +134,7 @@ def calibrate(method: str, out: Path, overrides: list[str], steps: int) -> dict:
     norms, _ = train_and_measure(prepare_training(cfg), cfg, steps, 2)
     distillation, detection = gradient_share(norms)
     scale = MATCHED_FRACTION * detection / distillation
-    paper = {key: float(_get(cfg, key)) for key in weight_keys(cfg)}
+    paper = loss_weights(cfg)
     result = {
         "grad_norms": norms,
         "distillation_grad_norm": distillation,
@@ -159,7 +155,9 @@ def atomic_json(path: Path, content: dict) -> None:
     temporary.replace(path)
 
 
-def warm_study(out: Path, data: list[str], distill: list[str], expert_run: dict, args) -> dict:
+def warm_study(
+    out: Path, data: list[str], distill: list[str], expert_run: dict, seeds: list[int], args
+) -> dict:
     """Run (or resume, or report) the warm-start protocol; returns its results."""
     start = finished_run(out / "runs" / "apprentice" / "seed0")
     if start is None:
@@ -185,7 +183,7 @@ def warm_study(out: Path, data: list[str], distill: list[str], expert_run: dict,
         return [item for key, value in found["matched_weights"].items() for item in (key, repr(value))]
 
     runs: dict[str, list[dict]] = {"expert": [expert_run]}
-    for seed in args.seeds or ([0] if args.quick else [0, 1, 2]):
+    for seed in seeds:
         for method in methods:
             for weighting in ["paper"] if method == "apprentice" else args.weightings:
                 name = method if method == "apprentice" else f"{method}@{weighting}"
@@ -416,7 +414,7 @@ def main(argv: list[str] | None = None) -> dict:
     distill = ["DISTILL.EXPERT.WEIGHTS", expert_run["weights"]]
     distill += ["DISTILL.EXPERT.FEATURE_CACHE", str(out / "expert_cache")]
     if args.protocol == "warm":
-        return warm_study(out, data, distill, expert_run, args)
+        return warm_study(out, data, distill, expert_run, seeds, args)
     schedule = ["SOLVER.CHECKPOINT_PERIOD", str(max(plan["steps"] // 4, 50)), "TEST.EVAL_PERIOD", "0"]
     runs: dict[str, list[dict]] = {"expert": [expert_run]}
     for method in methods:

@@ -82,8 +82,11 @@ def export_onnx(
     program.model.metadata_props[METADATA_KEY] = json.dumps(
         {"inputs": names.input_names, "outputs": names.output_names, "bev_shape": names.bev_shape}
     )
-    program.save(str(partial))
-    os.replace(partial, target)
+    try:
+        program.save(str(partial))
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)  # a failed save leaves nothing behind
     return ExportResult(target, time.perf_counter() - start, names.input_names, names.output_names, opset)
 
 
