@@ -4,8 +4,10 @@ Prints the metrics table and writes OUT/metrics.json (NDS, mAP, mATE, mASE, mAOE
 devkit's 0-1 scale, and per-class AP) next to the devkit's own metrics_summary.json.
 
 Example:
-    python tools/evaluate.py --dataroot work/data/mini --version v1.0-mini --eval-set mini_val \\
-        --results work/demo/results_nusc.json --out work/demo/eval
+    python tools/evaluate.py --dataroot work/demo/data --version v1.0-trainval --eval-set val \\
+        --results work/demo/fd3d/eval_final/results_nusc.json --out work/demo/eval_again
+
+(`make demo` writes the data and each model's results_nusc.json used here.)
 """
 
 from __future__ import annotations

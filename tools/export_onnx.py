@@ -3,7 +3,7 @@
 
     python tools/export_onnx.py --model work/demo/fd3d/model --out work/demo/fd3d.onnx
     python tools/export_onnx.py --model work/demo/fd3d/model --out work/demo/fd3d.onnx --check \\
-        --dataroot work/demo/data --version v1.0-mini --split mini_val
+        --dataroot work/demo/data --version v1.0-trainval --split val
 
 The graph is one frame at batch 1. Inputs: `images` (1, Ncam, 3, H, W) uint8 RGB at the model's input
 size and `lidar2img` (1, Ncam, 4, 4) float32; a temporal model (BEVFormer) also takes `prev_bev`

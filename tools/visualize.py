@@ -7,6 +7,7 @@ length. Written to OUT:
 
     bev_activation.png        BEV activation of every model that has a BEV (BEVFormer; not DETR3D)
     pv_activation_NAME.png    first-FPN-level activation over the six cameras, one file per model
+    boxes_cameras_NAME.png    ground truth (green) and the model's predictions (blue) on the six cameras
     boxes_bev.png             ground truth (green) and predictions above --score-threshold (blue)
 
 Example:

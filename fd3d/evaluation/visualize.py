@@ -1,4 +1,4 @@
-"""Figures of the paper's Fig. 2 and Fig. 5: feature activations (PV and BEV) and predicted boxes in BEV.
+"""Figures: the paper's Fig. 2 and 5 (feature activations, boxes in BEV), boxes on the cameras, metric bars.
 
 - `feature_activation`: the usual activation map of distillation papers, the channel-wise mean of
   absolute values, min-max normalised to [0, 1].
@@ -8,6 +8,9 @@
   back row BACK_LEFT, BACK, BACK_RIGHT), the activation upsampled to the image and overlaid.
 - `plot_boxes_bev`: ground truth in green and predictions above a score threshold in blue, one panel
   per model, as in Fig. 5.
+- `plot_boxes_cameras`: the same boxes as 3D wireframes on the six camera images (clipped at the image
+  plane), predictions labelled with class and score.
+- `plot_metric_bars`: NDS / mAP (or any devkit metric) of several models as labelled grouped bars.
 - `visualize_sample`: all of the above for one sample of a split and a few detectors.
 
 Figures are drawn on `matplotlib.figure.Figure` objects saved through the Agg canvas; pyplot (and with
@@ -29,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
 from torch import Tensor, nn
 
+from fd3d.data import geometry
 from fd3d.data.classes import DETECTION_CLASSES
 from fd3d.data.dataset import NuScenesDataset, collate_samples
 from fd3d.data.rig import CAMERA_NAMES
@@ -146,11 +150,14 @@ def plot_bev_activations(
     maps: Mapping[str, np.ndarray],
     extent: Sequence[float] | Mapping[str, Sequence[float]],
     path: str | os.PathLike,
+    gt_boxes: np.ndarray | None = None,
 ) -> Path:
     """One row of BEV activation panels (one per model), saved as a PNG; returns the path.
 
     `maps[name]` is (bev_h, bev_w) in [0, 1] with row i along y (LiDAR frame); `extent` (x0, y0, x1, y1)
-    is shared or given per name. Drawn with x right and y up (forward), the ego at the origin.
+    is shared or given per name. Drawn with x right and y up (forward), the ego at the origin. With
+    `gt_boxes` (N, >=7) their footprints are outlined in white, so activation on and off objects (and the
+    rays behind them, Sec. 1 of the paper) can be told apart.
     """
     if not maps:
         raise ValueError("plot_bev_activations needs at least one map")
@@ -165,9 +172,13 @@ def plot_bev_activations(
             activation, origin="lower", extent=(x0, x1, y0, y1), cmap=ACTIVATION_CMAP, vmin=0.0, vmax=1.0
         )
         ax.plot([0.0], [0.0], marker="^", color="white", markeredgecolor="black", markersize=8)
+        if gt_boxes is not None:
+            _draw_boxes(ax, np.asarray(gt_boxes, dtype=np.float64), "white")
         _set_metric_axes(ax, (x0, y0, x1, y1))
         ax.set_title(name)
     figure.colorbar(image, ax=list(axes), label="activation (min-max normalised)", shrink=0.9)
+    if gt_boxes is not None:
+        figure.suptitle("BEV activation (mean |feature| over channels); white: ground-truth footprints")
     return _save(figure, path)
 
 
@@ -256,6 +267,127 @@ def plot_boxes_bev(
     return _save(figure, path)
 
 
+# Wireframe of fd3d.data.geometry.box_corners' layout: front face 0-3, back face 4-7, then the four sides;
+# the front face also gets its diagonals so the heading reads at a glance (as the devkit's renders do).
+BOX_EDGES = (
+    (0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4),
+    (0, 4), (1, 5), (2, 6), (3, 7), (0, 2), (1, 3),
+)  # fmt: skip
+LABEL_BOX = {"facecolor": PRED_COLOR, "pad": 1, "linewidth": 0}
+NEAR_PLANE = 0.1  # metres: edges are clipped at this depth in front of the camera before projecting
+
+
+def project_box_edges(corners: np.ndarray, lidar2img: np.ndarray, near: float = NEAR_PLANE) -> np.ndarray:
+    """(E, 2, 2) pixel end points of a box's edges in one camera; edges wholly behind it are dropped.
+
+    corners (8, 3) in the LiDAR frame; lidar2img (4, 4) maps homogeneous LiDAR points to (u*d, v*d, d, 1).
+    The map is projective-linear, so a 3D segment cut at depth `near` is the same linear blend of its two
+    homogeneous images: an edge crossing the image plane is clipped there instead of wrapping around.
+    """
+    homogeneous = np.concatenate([corners, np.ones((len(corners), 1))], axis=1) @ np.asarray(lidar2img).T
+    segments = []
+    for a, b in BOX_EDGES:
+        pa, pb = homogeneous[a], homogeneous[b]
+        if pa[2] < near and pb[2] < near:
+            continue
+        if pa[2] < near:
+            pa = pa + (near - pa[2]) / (pb[2] - pa[2]) * (pb - pa)
+        elif pb[2] < near:
+            pb = pb + (near - pb[2]) / (pa[2] - pb[2]) * (pa - pb)
+        segments.append([pa[:2] / pa[2], pb[:2] / pb[2]])
+    return np.asarray(segments, dtype=np.float64).reshape(-1, 2, 2)
+
+
+def _draw_box_on_image(ax, corners: np.ndarray, lidar2img: np.ndarray, size: tuple[int, int], color):
+    """Draw the wireframe; returns its highest point inside the image (u, v), or None when it is unseen."""
+    height, width = size
+    points = project_box_edges(corners, lidar2img).reshape(-1, 2)
+    inside = (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
+    if not inside.any():
+        return None
+    for (u0, v0), (u1, v1) in points.reshape(-1, 2, 2):
+        ax.plot([u0, u1], [v0, v1], color=color, linewidth=1.0)
+    seen = points[inside]
+    return seen[np.argmin(seen[:, 1])]
+
+
+def plot_boxes_cameras(
+    images: np.ndarray,
+    lidar2img: np.ndarray,
+    gt_boxes: np.ndarray,
+    prediction: Predictions,
+    path: str | os.PathLike,
+    title: str = "",
+    score_threshold: float = 0.3,
+    classes: Sequence[str] = DETECTION_CLASSES,
+) -> Path:
+    """3D boxes drawn on the six camera images (nuScenes grid): ground truth green, predictions blue.
+
+    images (Ncam, H, W, 3) uint8 and lidar2img (Ncam, 4, 4) in `fd3d.data.rig.CAMERA_NAMES` order, the
+    matrices mapping to pixels of these images; boxes (N, >=7) in the LiDAR frame. Each prediction at or
+    above `score_threshold` is labelled with its class and score where it is seen.
+    """
+    images, lidar2img = np.asarray(images), np.asarray(lidar2img, dtype=np.float64)
+    cams = len(CAMERA_NAMES)
+    if images.ndim != 4 or images.shape[0] != cams or images.shape[3] != 3:
+        raise ValueError(f"images must be ({cams}, H, W, 3), got shape {images.shape}")
+    if lidar2img.shape != (cams, 4, 4):
+        raise ValueError(f"lidar2img must be ({cams}, 4, 4), got shape {lidar2img.shape}")
+    boxes, scores, labels = (np.asarray(a) for a in prediction)
+    kept = scores >= score_threshold
+    boxes, scores, labels = boxes[kept], scores[kept], labels[kept]
+    to_corners = [(np.asarray(gt_boxes, dtype=np.float64), GT_COLOR, None), (boxes, PRED_COLOR, labels)]
+    height, width = images.shape[1:3]
+    rows, cols = len(PV_GRID), len(PV_GRID[0])
+    panel_w = PANEL_INCHES * 0.8
+    figure = Figure(figsize=(panel_w * cols, panel_w * height / width * rows + 0.8), layout="constrained")
+    axes = figure.subplots(rows, cols, squeeze=False)
+    for r, row in enumerate(PV_GRID):
+        for c, camera in enumerate(row):
+            index, ax = CAMERA_NAMES.index(camera), axes[r, c]
+            ax.imshow(images[index])
+            for box_set, color, box_labels in to_corners:
+                for k, box in enumerate(box_set):
+                    corners = geometry.box_corners(box[:3], box[3:6], float(box[6]))
+                    top = _draw_box_on_image(ax, corners, lidar2img[index], (height, width), color)
+                    if top is not None and box_labels is not None:
+                        label = f"{classes[int(box_labels[k])]} {scores[k]:.2f}"
+                        ax.text(*top, label, color="white", fontsize=6, clip_on=True, bbox=LABEL_BOX)
+            ax.set_xlim(0, width)
+            ax.set_ylim(height, 0)
+            ax.set_title(camera, fontsize=9)
+            ax.set_axis_off()
+    caption = f"green: ground truth, blue: predictions with score >= {score_threshold:g} ({len(boxes)})"
+    figure.suptitle(f"{title}\n{caption}" if title else caption, fontsize=10)
+    return _save(figure, path)
+
+
+def plot_metric_bars(
+    results: Mapping[str, Mapping[str, float]], path: str | os.PathLike, keys: Sequence[str] = ("NDS", "mAP")
+) -> Path:
+    """Grouped bars of `keys` (devkit 0-1 scale) for every model in `results`, each bar labelled."""
+    if not results:
+        raise ValueError("plot_metric_bars needs the metrics of at least one model")
+    missing = {name: [k for k in keys if k not in row] for name, row in results.items()}
+    missing = {name: k for name, k in missing.items() if k}
+    if missing:
+        raise KeyError(f"metrics missing: {missing}")
+    figure = Figure(figsize=(1.6 * len(results) * len(keys) + 1.5, 3.6), layout="constrained")
+    ax = figure.subplots()
+    width = 0.8 / len(results)
+    for m, (name, row) in enumerate(results.items()):
+        positions = np.arange(len(keys)) + (m - (len(results) - 1) / 2) * width
+        bars = ax.bar(positions, [row[k] for k in keys], width, label=name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.set_xticks(np.arange(len(keys)), keys)
+    ax.set_ylabel("official nuScenes metric (0-1)")
+    ax.set_ylim(0, max(1e-3, max(row[k] for row in results.values() for k in keys)) * 1.2)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", color="0.85", linewidth=0.5)
+    ax.set_axisbelow(True)
+    return _save(figure, path)
+
+
 # ------------------------------------------------------------------------------------------ sample
 
 
@@ -326,8 +458,9 @@ def visualize_sample(
 
     Each model reads the sample decoded at its own image size, point-cloud range and queue length. Keys:
     `bev_activation` (models with a BEV only; absent, with a log message, when none has one),
-    `pv_activation_<name>` (first FPN level, per model) and `boxes_bev` (ground truth in the first
-    model's point-cloud range, predictions of every model above `score_threshold`).
+    `pv_activation_<name>` (first FPN level, per model), `boxes_cameras_<name>` (ground truth and the
+    model's predictions above `score_threshold` on the six images as the first model reads them) and
+    `boxes_bev` (ground truth in the first model's point-cloud range, predictions of every model).
     """
     if not models:
         raise ValueError("visualize_sample needs at least one model")
@@ -357,7 +490,10 @@ def visualize_sample(
     }
     if bev_maps:
         extents = {name: results[name]["features"].bev_extent for name in bev_maps}
-        written["bev_activation"] = plot_bev_activations(bev_maps, extents, out / "bev_activation.png")
+        gt_of_first = results[next(iter(results))]["batch"]["gt_boxes"][0].numpy()
+        written["bev_activation"] = plot_bev_activations(
+            bev_maps, extents, out / "bev_activation.png", gt_of_first
+        )
     else:
         logger.info("no BEV activation figure: none of %s has a BEV map", list(models))
     for name, result in results.items():
@@ -369,9 +505,22 @@ def visualize_sample(
             images, maps, out / f"pv_activation_{name}.png", title=f"{name}: first FPN level, sample {token}"
         )
     first = results[next(iter(results))]
+    images = first["batch"]["images"][0].permute(0, 2, 3, 1).numpy()
+    gt_boxes = first["batch"]["gt_boxes"][0].numpy()
+    for name, result in results.items():
+        written[f"boxes_cameras_{name}"] = plot_boxes_cameras(
+            images,
+            first["batch"]["lidar2img"][0].numpy(),
+            gt_boxes,
+            result["predictions"],
+            out / f"boxes_cameras_{name}.png",
+            title=f"{name}, sample {first['batch']['sample_token'][0]}",
+            score_threshold=score_threshold,
+            classes=classes,
+        )
     pc_range = models[next(iter(models))].pc_range.tolist()
     written["boxes_bev"] = plot_boxes_bev(
-        first["batch"]["gt_boxes"][0].numpy(),
+        gt_boxes,
         {name: result["predictions"] for name, result in results.items()},
         (pc_range[0], pc_range[1], pc_range[3], pc_range[4]),
         out / "boxes_bev.png",

@@ -13,17 +13,22 @@ from matplotlib import colormaps
 from PIL import Image
 
 from fd3d.config import load_config
+from fd3d.data import geometry
 from fd3d.data.rig import CAMERA_NAMES
 from fd3d.distill.masks import box_corners_lidar
 from fd3d.evaluation.visualize import (
     ACTIVATION_CMAP,
+    BOX_EDGES,
     PV_ALPHA,
     PV_GRID,
     bev_footprint,
     feature_activation,
     plot_bev_activations,
     plot_boxes_bev,
+    plot_boxes_cameras,
+    plot_metric_bars,
     plot_pv_activations,
+    project_box_edges,
     pv_activation,
 )
 from fd3d.hub import save_pretrained
@@ -146,6 +151,68 @@ def test_pv_grid_follows_the_nuscenes_layout(tmp_path):
             np.testing.assert_allclose(centre, expected, atol=3, err_msg=camera)
 
 
+# A pinhole looking along LiDAR +x: camera x = -LiDAR y, camera y = -LiDAR z, depth = LiDAR x.
+FOCAL, CX, CY = 100.0, 80.0, 45.0
+LIDAR2CAM = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+PINHOLE = np.array([[FOCAL, 0, CX, 0], [0, FOCAL, CY, 0], [0, 0, 1, 0], [0, 0, 0, 1]]) @ LIDAR2CAM
+
+
+def _by_hand(x: float, y: float, z: float) -> tuple[float, float]:
+    return CX + FOCAL * (-y) / x, CY + FOCAL * (-z) / x
+
+
+def test_box_edges_project_as_a_pinhole_by_hand():
+    corners = geometry.box_corners(np.array([10.0, 0.0, 0.0]), np.array([2.0, 2.0, 2.0]), 0.0)
+    edges = project_box_edges(corners, PINHOLE)
+    assert edges.shape == (len(BOX_EDGES), 2, 2)
+    for (a, b), (start, end) in zip(BOX_EDGES, edges, strict=True):
+        np.testing.assert_allclose(start, _by_hand(*corners[a]), atol=1e-9)
+        np.testing.assert_allclose(end, _by_hand(*corners[b]), atol=1e-9)
+    front_top_left = corners[0]  # (+l/2, +w/2, +h/2) = (11, 1, 1): up and left of the centre in the image
+    np.testing.assert_allclose(edges[0, 0], (CX - FOCAL / 11, CY - FOCAL / 11))
+    np.testing.assert_allclose(front_top_left, (11.0, 1.0, 1.0))
+
+
+def test_edges_crossing_the_image_plane_are_clipped_and_those_behind_dropped():
+    corners = geometry.box_corners(np.zeros(3), np.array([2.0, 2.0, 2.0]), 0.0)  # x from -1 to 1
+    edges = project_box_edges(corners, PINHOLE, near=0.1)
+    assert len(edges) == len(BOX_EDGES) - 4  # the back face (x = -1) is wholly behind the camera
+    side = BOX_EDGES.index((0, 4))  # from (1, 1, 1) to (-1, 1, 1): cut at x = 0.1
+    kept = [e for e in BOX_EDGES if not (e[0] >= 4 and e[1] >= 4)]
+    start, end = edges[kept.index(BOX_EDGES[side])]
+    np.testing.assert_allclose(start, _by_hand(1.0, 1.0, 1.0))
+    np.testing.assert_allclose(end, _by_hand(0.1, 1.0, 1.0))
+
+
+def test_boxes_on_cameras_are_drawn_in_the_camera_that_sees_them(tmp_path):
+    behind = PINHOLE * np.array([1, 1, -1, 1])[:, None]  # every LiDAR point with x > 0 behind these
+    lidar2img = np.stack([PINHOLE if name == "CAM_FRONT" else behind for name in CAMERA_NAMES])
+    images = np.full((6, 90, 160, 3), 128, dtype=np.uint8)
+    gt = np.array([[10.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0]])
+    prediction = (gt + [0, 0, 0, 1, 1, 1, 0, 0, 0], np.array([0.9]), np.array([0]))
+    path = plot_boxes_cameras(images, lidar2img, gt, prediction, tmp_path / "cams.png", title="t")
+    rgb = _pixels(path)
+    height, width = rgb.shape[:2]
+    green = (rgb[..., 1] > 140) & (rgb[..., 0] < 80) & (rgb[..., 2] < 80)
+    blue = (rgb[..., 2] > 180) & (rgb[..., 0] < 80) & (rgb[..., 1] < 120)
+    front = (slice(0, height // 2), slice(width // 3, 2 * width // 3))
+    assert green[front].sum() > 30 and blue[front].sum() > 30
+    assert green.sum() == green[front].sum() and blue.sum() == blue[front].sum()
+
+
+def test_metric_bars_are_as_tall_as_the_metrics(tmp_path):
+    path = plot_metric_bars({"a": {"NDS": 0.2}, "b": {"NDS": 0.4}}, tmp_path / "bars.png", keys=("NDS",))
+    rgb = _pixels(path)
+    first = (np.abs(rgb - colormaps["tab10"](0)[:3] * np.array(255)) < 3).all(-1)  # matplotlib's C0, C1
+    second = (np.abs(rgb - colormaps["tab10"](1)[:3] * np.array(255)) < 3).all(-1)
+    heights = [
+        int(mask.sum(axis=0).max()) for mask in (first, second)
+    ]  # tallest column: the bar, not the legend
+    assert heights[1] == pytest.approx(2 * heights[0], rel=0.05)
+    with pytest.raises(KeyError, match="'a': \\['mAP'\\]"):
+        plot_metric_bars({"a": {"NDS": 0.2}}, tmp_path / "bad.png")
+
+
 # --------------------------------------------------------------------------------------- end to end
 
 
@@ -172,7 +239,8 @@ def test_tool_writes_every_figure(mini_dataroot, model_folders, tmp_path, capsys
     out = tmp_path / "vis"
     models = (f"bevformer={model_folders['BEVFormer']}", f"detr3d={model_folders['DETR3D']}")
     assert main(_args(mini_dataroot, out, *models)) == 0
-    names = ["bev_activation.png", "pv_activation_bevformer.png", "pv_activation_detr3d.png", "boxes_bev.png"]
+    names = ["bev_activation.png", "pv_activation_bevformer.png", "pv_activation_detr3d.png"]
+    names += ["boxes_cameras_bevformer.png", "boxes_cameras_detr3d.png", "boxes_bev.png"]
     assert sorted(path.name for path in out.iterdir()) == sorted(names)
     assert capsys.readouterr().out.split() == [str(out / name) for name in names]
     for name in names:
@@ -185,7 +253,8 @@ def test_tool_writes_every_figure(mini_dataroot, model_folders, tmp_path, capsys
 def test_tool_without_a_bev_model_skips_the_bev_figure(mini_dataroot, model_folders, tmp_path, capsys):
     out = tmp_path / "vis"
     assert main(_args(mini_dataroot, out, f"detr3d={model_folders['DETR3D']}")) == 0
-    assert sorted(path.name for path in out.iterdir()) == ["boxes_bev.png", "pv_activation_detr3d.png"]
+    names = ["boxes_bev.png", "boxes_cameras_detr3d.png", "pv_activation_detr3d.png"]
+    assert sorted(path.name for path in out.iterdir()) == names
     assert "no bev_activation.png: none of ['detr3d'] has a BEV map" in capsys.readouterr().out
 
 
