@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -74,12 +74,14 @@ def save_pretrained(
     distilled_from: str | None = None,
     method: str | None = None,
     eval_dataset: str = "nuScenes",
+    notes: Sequence[str] = (),
 ) -> Path:
     """Write `folder` with config.json, model.safetensors and a README.md model card; return its path.
 
     `metrics` holds at least NDS, mAP, mATE, mASE, mAOE, mAVE, mAAE on the devkit's 0-1 scale (e.g. the
     `metrics.json` of `tools/evaluate.py`; other keys are ignored); `eval_dataset` names the data they
-    were measured on in the card. The write is atomic: everything is built in a temporary sibling folder
+    were measured on in the card; `notes` are listed under "Provenance" (e.g. a converted checkpoint's
+    source and sha256). The write is atomic: everything is built in a temporary sibling folder
     that then replaces `folder`, so a crash leaves either the old folder or the new one, never a mix. An
     existing `folder` must be empty or an fd3d model folder (it is replaced, not merged into).
 
@@ -99,7 +101,9 @@ def save_pretrained(
             + "\n"
         )
         _write_weights(model, staging / WEIGHTS_NAME)
-        card = _model_card(model, cfg, target.name, table, gflops, distilled_from, method, eval_dataset)
+        card = _model_card(
+            model, cfg, target.name, table, gflops, distilled_from, method, eval_dataset, notes
+        )
         card.save(staging / CARD_NAME)
         _fsync_files(staging)
         _replace_folder(staging, target)
@@ -198,6 +202,7 @@ def _model_card(
     distilled_from: str | None,
     method: str | None,
     eval_dataset: str,
+    notes: Sequence[str] = (),
 ) -> ModelCard:
     architecture = cfg.MODEL.META_ARCHITECTURE
     eval_results = None
@@ -242,6 +247,8 @@ def _model_card(
         lines.append(f"- **Distilled from:** `{distilled_from}`")
     if method:
         lines.append(f"- **Distillation method:** {method}")
+    if notes:
+        lines += ["", "## Provenance", "", *(f"- {note}" for note in notes)]
     lines += ["", "## Metrics", ""]
     if metrics is None:
         lines.append("Not evaluated.")

@@ -16,7 +16,8 @@ _C.MODEL = CN()
 _C.MODEL.META_ARCHITECTURE = "BEVFormer"
 # Weights to start from or to evaluate: a folder written by fd3d.hub.save_pretrained or a Hub id (org/name).
 _C.MODEL.WEIGHTS = ""
-# ImageNet statistics in 0..255 RGB, what torchvision / transformers ResNets were trained with.
+# ImageNet statistics in 0..255, in the channel order of INPUT.FORMAT (what torchvision / transformers
+# ResNets were trained with; mmdet's caffe-style ResNets: BGR, mean [103.53, 116.28, 123.675], std 1).
 _C.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]
 _C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]
 # [x0, y0, z0, x1, y1, z1] in the LiDAR frame: the BEV grid and the box-centre normalisation span it.
@@ -33,6 +34,11 @@ _C.MODEL.BACKBONE.PRETRAINED = ""
 _C.MODEL.BACKBONE.DCN_STAGES = []
 _C.MODEL.BACKBONE.FROZEN_STAGES = 1
 _C.MODEL.BACKBONE.NORM_EVAL = True
+# Where a bottleneck's stride sits (mmdet's `style`): "pytorch" on the 3x3 conv, "caffe" on the first 1x1.
+_C.MODEL.BACKBONE.STYLE = "pytorch"
+# DCNv2 modulation = DCN_MASK_SCALE * sigmoid(m): 2 keeps a converted conv's output at init (fd3d's
+# default), 1 is mmcv's ModulatedDeformConv2dPack (official BEVFormer / DETR3D checkpoints).
+_C.MODEL.BACKBONE.DCN_MASK_SCALE = 2.0
 
 _C.MODEL.FPN = CN()
 _C.MODEL.FPN.OUT_CHANNELS = 256
@@ -54,10 +60,21 @@ _C.MODEL.HEAD.FOCAL_GAMMA = 2.0
 _C.MODEL.HEAD.CODE_WEIGHTS = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2]
 _C.MODEL.HEAD.MAX_DETECTIONS = 300
 _C.MODEL.HEAD.POST_CENTER_RANGE = [-61.2, -61.2, -10.0, 61.2, 61.2, 10.0]
+# Linear-LayerNorm-ReLU blocks before the class logits (the official heads: num_reg_fcs = 2).
+_C.MODEL.HEAD.CLS_HIDDEN_LAYERS = 1
+# First-layer reference points: "learned" (free logits, initialised on a ground grid: learns at once from
+# scratch on a CPU) or "query_pos" (sigmoid(Linear(query_pos)), the official BEVFormer / DETR3D head).
+_C.MODEL.HEAD.REFERENCE_POINTS = "learned"
 
 _C.INPUT = CN()
 # (H, W) the images are resized to before the backbone.
 _C.INPUT.IMAGE_SIZE = [900, 1600]
+# Channel order the backbone reads (detectron2's INPUT.FORMAT): "RGB" or "BGR" (mmdet caffe-style).
+_C.INPUT.FORMAT = "RGB"
+# Zero-pad the normalised images at the bottom and right to a multiple of this (0: no padding). The
+# official models pad to 32 and divide projected pixels by the padded size, which is where the features
+# lie, so fd3d does the same whenever it pads.
+_C.INPUT.SIZE_DIVISIBILITY = 0
 
 _C.DATASETS = CN()
 _C.DATASETS.DATAROOT = "work/data/synthetic"

@@ -25,6 +25,7 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 LAYER_TYPES = ("basic", "bottleneck")
+RESNET_STYLES = ("pytorch", "caffe")
 
 
 def normalize_images(
@@ -53,9 +54,10 @@ class ModulatedDeformConv2d(nn.Module):
     """DCNv2 (Zhu et al. 2019) on ``torchvision.ops.deform_conv2d``, no custom CUDA op needed.
 
     A zero-initialised conv predicts per-position offsets and a modulation mask. The mask is
-    ``2 * sigmoid(m)`` rather than mmcv's ``sigmoid(m)``: with zero init it is exactly 1, so a conv
-    converted with :meth:`from_conv` reproduces the plain conv at init and pretrained weights keep their
-    meaning (mmcv's variant halves the response at init). The mask range is (0, 2).
+    ``mask_scale * sigmoid(m)``. The default 2 differs from mmcv's ``sigmoid(m)`` on purpose: with zero
+    init the mask is exactly 1, so a conv converted with :meth:`from_conv` reproduces the plain conv at
+    init and pretrained weights keep their meaning (mmcv's variant halves the response at init); the
+    mask range is then (0, 2). ``mask_scale=1`` is mmcv's, for official checkpoints.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class ModulatedDeformConv2d(nn.Module):
         groups: int = 1,
         deform_groups: int = 1,
         bias: bool = False,
+        mask_scale: float = 2.0,
     ) -> None:
         super().__init__()
         self.kernel_size = _pair(kernel_size)
@@ -76,6 +79,7 @@ class ModulatedDeformConv2d(nn.Module):
         self.padding = _pair(padding)
         self.dilation = _pair(dilation)
         self.deform_groups = deform_groups
+        self.mask_scale = float(mask_scale)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
@@ -94,7 +98,9 @@ class ModulatedDeformConv2d(nn.Module):
         nn.init.zeros_(self.conv_offset.bias)
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d, deform_groups: int = 1) -> ModulatedDeformConv2d:
+    def from_conv(
+        cls, conv: nn.Conv2d, deform_groups: int = 1, mask_scale: float = 2.0
+    ) -> ModulatedDeformConv2d:
         """A DCNv2 with ``conv``'s geometry and a copy of its weights (equal output at init)."""
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             raise ValueError(
@@ -110,6 +116,7 @@ class ModulatedDeformConv2d(nn.Module):
             groups=conv.groups,
             deform_groups=deform_groups,
             bias=conv.bias is not None,
+            mask_scale=mask_scale,
         )
         dcn.to(device=conv.weight.device, dtype=conv.weight.dtype)
         with torch.no_grad():
@@ -125,7 +132,7 @@ class ModulatedDeformConv2d(nn.Module):
         offset_mask = self.conv_offset(x)
         num_offsets = 2 * self.deform_groups * self.kernel_size[0] * self.kernel_size[1]
         offset, mask_logits = offset_mask[:, :num_offsets], offset_mask[:, num_offsets:]
-        mask = 2.0 * torch.sigmoid(mask_logits)
+        mask = self.mask_scale * torch.sigmoid(mask_logits)
         return deform_conv2d(
             x,
             offset,
@@ -161,6 +168,7 @@ class ResNetTrunk(nn.Module):
         dcn_stages: Sequence[int] = (),
         frozen_stages: int = 1,
         norm_eval: bool = True,
+        dcn_mask_scale: float = 2.0,
     ) -> None:
         super().__init__()
         num_stages = len(body.config.depths)
@@ -178,7 +186,7 @@ class ResNetTrunk(nn.Module):
         self.out_channels: list[int] = [body.config.hidden_sizes[s - 1] for s in out_stages]
         self.strides: list[int] = [stage_strides[s - 1] for s in out_stages]
         for stage in self.dcn_stages:
-            _convert_stage_to_dcn(body.encoder.stages[stage - 1])
+            _convert_stage_to_dcn(body.encoder.stages[stage - 1], dcn_mask_scale)
         self._freeze()
         self.train(self.training)
 
@@ -209,7 +217,7 @@ class ResNetTrunk(nn.Module):
         return list(self.body(pixel_values=images, return_dict=True).feature_maps)
 
 
-def _convert_stage_to_dcn(stage: nn.Module) -> None:
+def _convert_stage_to_dcn(stage: nn.Module, mask_scale: float) -> None:
     """Swap every 3x3 conv of the residual branches in ``stage`` for DCNv2 (shortcuts are 1x1, untouched).
 
     For bottleneck layers that is the middle conv, as mmdet's DCN ResNet; basic layers get both convs.
@@ -218,7 +226,7 @@ def _convert_stage_to_dcn(stage: nn.Module) -> None:
         for conv_layer in layer.layer:
             conv = conv_layer.convolution
             if isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3):
-                conv_layer.convolution = ModulatedDeformConv2d.from_conv(conv)
+                conv_layer.convolution = ModulatedDeformConv2d.from_conv(conv, mask_scale=mask_scale)
 
 
 def _check_matches(config: ResNetConfig, expected: dict[str, object], source: str) -> None:
@@ -257,15 +265,21 @@ def build_resnet_backbone(
     dcn_stages: Sequence[int] = (),
     frozen_stages: int = 1,
     norm_eval: bool = True,
+    style: str = "pytorch",
+    dcn_mask_scale: float = 2.0,
 ) -> ResNetTrunk:
     """Build the trunk, randomly initialised (``pretrained=""``) or from a Hub id / local folder.
 
-    ``out_stages`` are 1-based stage numbers (strides 4, 8, 16, 32 for stages 1..4). A failed load raises
+    ``out_stages`` are 1-based stage numbers (strides 4, 8, 16, 32 for stages 1..4). ``style`` is mmdet's:
+    "pytorch" strides a bottleneck in its 3x3 conv, "caffe" in its first 1x1 (transformers'
+    ``downsample_in_bottleneck``). A failed load raises
     rather than falling back to random weights: a detector trained from scratch by accident looks like a
     distillation failure weeks later.
     """
     if len(depths) != len(hidden_sizes):
         raise ValueError(f"depths {list(depths)} and hidden_sizes {list(hidden_sizes)} differ in length")
+    if style not in RESNET_STYLES:
+        raise ValueError(f"style must be one of {RESNET_STYLES}, got {style!r}")
     if layer_type not in LAYER_TYPES:
         raise ValueError(f"layer_type must be one of {LAYER_TYPES}, got {layer_type!r}")
     out_stages = list(out_stages)
@@ -281,6 +295,7 @@ def build_resnet_backbone(
         "hidden_sizes": list(hidden_sizes),
         "embedding_size": embedding_size,
         "layer_type": layer_type,
+        "downsample_in_bottleneck": style == "caffe",
     }
     if pretrained:
         body = _load_pretrained(pretrained, out_features)
@@ -289,4 +304,10 @@ def build_resnet_backbone(
     else:
         body = ResNetBackbone(ResNetConfig(out_features=out_features, **expected))
         logger.info("ResNet trunk randomly initialised (no ImageNet weights): pretrained is ''")
-    return ResNetTrunk(body, dcn_stages=dcn_stages, frozen_stages=frozen_stages, norm_eval=norm_eval)
+    return ResNetTrunk(
+        body,
+        dcn_stages=dcn_stages,
+        frozen_stages=frozen_stages,
+        norm_eval=norm_eval,
+        dcn_mask_scale=dcn_mask_scale,
+    )

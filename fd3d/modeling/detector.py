@@ -22,7 +22,8 @@ three public steps, so a distiller can take the features without running the det
    with `curr2prev_lidar` and `prev_exists` (streaming inference, `fd3d.deploy`).
 
 `forward(batch)` chains them: a loss dict in training mode, predictions in eval mode (Detectron2's
-convention). The batch is `fd3d.data.collate_samples` output: `images (B, Ncam, 3, H, W)` uint8,
+convention). The batch is `fd3d.data.collate_samples` output: `images (B, Ncam, 3, H, W)` uint8 RGB (or
+`normalized_images`, float, already normalised: see `Camera3DDetector.normalized_images`),
 `lidar2img`, `curr2prev_lidar (B, 4, 4)`, `prev_exists (B,)`, lists `gt_boxes` / `gt_labels`, and
 optionally `queue` (previous frames, oldest first).
 """
@@ -42,6 +43,8 @@ from fd3d.modeling.fpn import FPN
 from fd3d.modeling.losses import DetectionLoss
 from fd3d.modeling.outputs import CameraGeometry, DetectorFeatures, HeadOutputs
 
+INPUT_FORMATS = ("RGB", "BGR")
+
 
 def resize_inputs(images: Tensor, lidar2img: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
     """Resize (B, Ncam, 3, H, W) float images to `size` and scale lidar2img's pixel rows to match."""
@@ -56,6 +59,15 @@ def resize_inputs(images: Tensor, lidar2img: Tensor, size: tuple[int, int]) -> t
     return resized, scale.view(4, 1) * lidar2img
 
 
+def pad_to_multiple(images: Tensor, divisor: int) -> Tensor:
+    """Zero-pad (..., H, W) at the bottom and right to multiples of `divisor` (0 or 1: unchanged)."""
+    if divisor <= 1:
+        return images
+    height, width = images.shape[-2:]
+    pad_h, pad_w = -height % divisor, -width % divisor
+    return F.pad(images, (0, pad_w, 0, pad_h)) if pad_h or pad_w else images
+
+
 class Camera3DDetector(nn.Module, ABC):
     """Shared plumbing: image normalisation and resize, ResNet + FPN, the loss and NMS-free decoding."""
 
@@ -66,6 +78,12 @@ class Camera3DDetector(nn.Module, ABC):
             raise ValueError(f"MODEL.POINT_CLOUD_RANGE needs 6 values, got {model.POINT_CLOUD_RANGE}")
         self.num_classes = len(cfg.DATASETS.CLASSES)
         self.image_size = (int(cfg.INPUT.IMAGE_SIZE[0]), int(cfg.INPUT.IMAGE_SIZE[1]))
+        if cfg.INPUT.FORMAT not in INPUT_FORMATS:
+            raise ValueError(f"INPUT.FORMAT must be one of {INPUT_FORMATS}, got {cfg.INPUT.FORMAT!r}")
+        self.input_format = cfg.INPUT.FORMAT
+        if cfg.INPUT.SIZE_DIVISIBILITY < 0:
+            raise ValueError(f"INPUT.SIZE_DIVISIBILITY must be >= 0, got {cfg.INPUT.SIZE_DIVISIBILITY}")
+        self.size_divisibility = int(cfg.INPUT.SIZE_DIVISIBILITY)
         self.register_buffer("pc_range", torch.tensor(model.POINT_CLOUD_RANGE, dtype=torch.float32), False)
         self.register_buffer("pixel_mean", torch.tensor(model.PIXEL_MEAN).view(3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(model.PIXEL_STD).view(3, 1, 1), False)
@@ -80,6 +98,8 @@ class Camera3DDetector(nn.Module, ABC):
             dcn_stages=bb.DCN_STAGES,
             frozen_stages=bb.FROZEN_STAGES,
             norm_eval=bb.NORM_EVAL,
+            style=bb.STYLE,
+            dcn_mask_scale=bb.DCN_MASK_SCALE,
         )
         self.neck = FPN(self.backbone.out_channels, model.FPN.OUT_CHANNELS, model.FPN.NUM_OUTS)
         strides = list(self.backbone.strides)
@@ -99,18 +119,41 @@ class Camera3DDetector(nn.Module, ABC):
         self.queue_length = 0
         self.post_center_range = list(head.POST_CENTER_RANGE)
 
-    def encode_images(self, batch: dict) -> tuple[list[Tensor], CameraGeometry]:
-        """uint8 camera images -> FPN levels (B, Ncam, C, H_l, W_l) and the geometry at network size."""
-        images = batch["images"]
+    def normalized_images(self, batch: dict) -> Tensor:
+        """(B, Ncam, 3, H, W) float network input: uint8 RGB `images` normalised in INPUT.FORMAT's order.
+
+        A batch may instead carry `normalized_images`, float images already normalised in that order (what
+        the official pipelines hand their models); they are used as they are.
+        """
+        if "normalized_images" in batch:
+            images = batch["normalized_images"]
+            if not images.is_floating_point():
+                raise TypeError(f"normalized_images must be float, got dtype {images.dtype}")
+        else:
+            images = batch["images"]
+            if self.input_format == "BGR":
+                images = images.flip(-3)
+            images = normalize_images(images, self.pixel_mean.flatten(), self.pixel_std.flatten())
         if images.dim() != 5 or images.shape[2] != 3:
             raise ValueError(f"expected images (B, Ncam, 3, H, W), got {tuple(images.shape)}")
-        images = normalize_images(images, self.pixel_mean.flatten(), self.pixel_std.flatten())
+        return images
+
+    def encode_images(self, batch: dict) -> tuple[list[Tensor], CameraGeometry]:
+        """Camera images -> FPN levels (B, Ncam, C, H_l, W_l) and the geometry at network size.
+
+        With INPUT.SIZE_DIVISIBILITY the normalised images are zero-padded at the bottom and right, and
+        the geometry's image size is the padded one (projected pixels are then divided by the size the
+        features span, as in the official models).
+        """
+        images = self.normalized_images(batch)
         lidar2img = batch["lidar2img"].to(images.dtype)
         images, lidar2img = resize_inputs(images, lidar2img, self.image_size)
+        images = pad_to_multiple(images, self.size_divisibility)
         batch_size, cams = images.shape[:2]
         levels = self.neck(self.backbone(images.flatten(0, 1)))
         pv = [level.unflatten(0, (batch_size, cams)) for level in levels]
-        return pv, CameraGeometry(lidar2img=lidar2img, image_size=self.image_size)
+        padded_size = (int(images.shape[-2]), int(images.shape[-1]))
+        return pv, CameraGeometry(lidar2img=lidar2img, image_size=padded_size)
 
     @abstractmethod
     def extract_features(self, batch: dict) -> DetectorFeatures:

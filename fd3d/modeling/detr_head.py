@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from fd3d.modeling.box_coder import CODE_SIZE, denormalize_centers
 from fd3d.modeling.outputs import HeadOutputs
 
+REFERENCE_POINT_MODES = ("learned", "query_pos")
 CENTER_DIMS = [0, 1, 4]  # cx, cy, cz inside the 10-value code
 PRIOR_PROBABILITY = 0.01
 # log of a typical car (w, l, h) in metres, and (sin, cos) of yaw 0
@@ -72,13 +73,16 @@ class DecoderLayer(nn.Module):
         return self.norms[2](query + self.ffn(query))
 
 
-def class_branch(embed_dims: int, num_classes: int) -> nn.Sequential:
-    branch = nn.Sequential(
-        nn.Linear(embed_dims, embed_dims),
-        nn.LayerNorm(embed_dims),
-        nn.ReLU(inplace=True),
-        nn.Linear(embed_dims, num_classes),
-    )
+def class_branch(embed_dims: int, num_classes: int, hidden_layers: int = 1) -> nn.Sequential:
+    """`hidden_layers` Linear-LayerNorm-ReLU blocks, then the logits (the official heads use 2)."""
+    if hidden_layers < 0:
+        raise ValueError(f"MODEL.HEAD.CLS_HIDDEN_LAYERS must be >= 0, got {hidden_layers}")
+    blocks = [
+        module
+        for _ in range(hidden_layers)
+        for module in (nn.Linear(embed_dims, embed_dims), nn.LayerNorm(embed_dims), nn.ReLU(inplace=True))
+    ]
+    branch = nn.Sequential(*blocks, nn.Linear(embed_dims, num_classes))
     nn.init.constant_(branch[-1].bias, -math.log((1 - PRIOR_PROBABILITY) / PRIOR_PROBABILITY))
     return branch
 
@@ -141,19 +145,33 @@ class DetectionTransformerHead(nn.Module):
         self.register_buffer("pc_range", torch.tensor(pc_range, dtype=torch.float32), False)
         self.query_content = nn.Embedding(head.NUM_QUERIES, dims)
         self.query_pos = nn.Embedding(head.NUM_QUERIES, dims)
-        ground_z01 = (ground_height - pc_range[2]) / (pc_range[5] - pc_range[2])
-        self.reference_logits = nn.Parameter(initial_reference_points(head.NUM_QUERIES, ground_z01))
+        if head.REFERENCE_POINTS not in REFERENCE_POINT_MODES:
+            modes, got = REFERENCE_POINT_MODES, head.REFERENCE_POINTS
+            raise ValueError(f"MODEL.HEAD.REFERENCE_POINTS must be one of {modes}, got {got!r}")
+        if head.REFERENCE_POINTS == "learned":
+            ground_z01 = (ground_height - pc_range[2]) / (pc_range[5] - pc_range[2])
+            self.reference_logits = nn.Parameter(initial_reference_points(head.NUM_QUERIES, ground_z01))
+        else:
+            self.reference_points = nn.Linear(dims, 3)
         self.layers = nn.ModuleList(
             DecoderLayer(make_cross_attention(), dims, head.NUM_HEADS, head.FFN_DIMS, head.DROPOUT)
             for _ in range(head.NUM_LAYERS)
         )
-        self.cls_branches = nn.ModuleList(class_branch(dims, num_classes) for _ in range(head.NUM_LAYERS))
+        self.cls_branches = nn.ModuleList(
+            class_branch(dims, num_classes, head.CLS_HIDDEN_LAYERS) for _ in range(head.NUM_LAYERS)
+        )
         self.box_branches = nn.ModuleList(box_branch(dims) for _ in range(head.NUM_LAYERS))
+
+    def initial_reference(self) -> Tensor:
+        """(Q, 3) first-layer reference points in [0, 1] of the point-cloud range."""
+        if hasattr(self, "reference_logits"):
+            return self.reference_logits.sigmoid()
+        return self.reference_points(self.query_pos.weight).sigmoid()
 
     def forward(self, context: dict, batch_size: int) -> HeadOutputs:
         query = self.query_content.weight.expand(batch_size, -1, -1)
         query_pos = self.query_pos.weight.expand(batch_size, -1, -1)
-        reference = self.reference_logits.sigmoid().expand(batch_size, -1, -1)
+        reference = self.initial_reference().expand(batch_size, -1, -1)
         all_logits, all_codes = [], []
         branches = zip(self.layers, self.cls_branches, self.box_branches, strict=True)
         for layer, cls_layer, box_layer in branches:

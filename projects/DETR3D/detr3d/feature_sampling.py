@@ -29,7 +29,8 @@ def sample_levels(pv: list[Tensor], uv: Tensor) -> Tensor:
         for level in pv
     ]  # (B*Ncam, C, Q, 1) each
     stacked = torch.stack([s[..., 0] for s in samples], 1)  # (B*Ncam, L, C, Q)
-    return stacked.transpose(2, 3).unflatten(0, (batch, cams))
+    # NaN / inf samples read 0, as the official DETR3D makes them (nan_to_num after sampling)
+    return torch.nan_to_num(stacked.transpose(2, 3).unflatten(0, (batch, cams)))
 
 
 class ProjectedPointCrossAttention(CrossAttention):

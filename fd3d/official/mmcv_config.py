@@ -1,0 +1,67 @@
+"""Read an official (mmcv 1.x) config file as plain Python, without mmcv.
+
+mmcv configs are Python modules whose top-level variables form the config, with `_base_` naming parent
+files (relative to the file) whose dicts the child updates key by key; a child dict holding
+`_delete_=True` replaces its parent's instead. That is all the official BEVFormer and DETR3D configs use.
+Executing a config runs its code, exactly as mmcv does: read only configs you trust.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import types
+from pathlib import Path
+
+BASE_KEY = "_base_"
+DELETE_KEY = "_delete_"
+
+
+class OfficialConfigError(ValueError):
+    """An official config that cannot be read, or asks for something fd3d does not support."""
+
+
+def _merge(base: dict, child: dict) -> dict:
+    """`child` over `base`, recursively for dicts; `_delete_=True` in a child dict drops the base's."""
+    merged = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and not value.get(DELETE_KEY, False) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        elif isinstance(value, dict):
+            merged[key] = {k: v for k, v in value.items() if k != DELETE_KEY}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _variables(path: Path) -> dict:
+    """The file's top-level variables, as mmcv keeps them: no modules, functions or dunder names."""
+    try:
+        namespace = runpy.run_path(str(path))
+    except Exception as error:
+        raise OfficialConfigError(
+            f"could not execute config {path}: {type(error).__name__}: {error}"
+        ) from error
+    return {
+        key: value
+        for key, value in namespace.items()
+        if not key.startswith("__") and not isinstance(value, (types.ModuleType, types.FunctionType, type))
+    }
+
+
+def load_official_config(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict:
+    """The merged config dict of an mmcv config file, its `_base_` chain resolved relative to it."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise OfficialConfigError(f"config file not found: {file}")
+    if file in _seen:
+        raise OfficialConfigError(f"config {file} includes itself through _base_")
+    variables = _variables(file)
+    bases = variables.pop(BASE_KEY, [])
+    merged: dict = {}
+    for base in [bases] if isinstance(bases, str) else list(bases):
+        base_file = (file.parent / base).resolve()
+        if not base_file.is_file():
+            raise OfficialConfigError(f"{file} names _base_ {base!r}, which is not at {base_file}")
+        merged = _merge(merged, load_official_config(base_file, (*_seen, file)))
+    return _merge(merged, variables)
