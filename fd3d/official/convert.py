@@ -7,8 +7,8 @@ shape, and writes a Hub-format folder whose card names the source files and thei
 
 The mapping for a model type lives with its detector: a project registers an `OfficialModel` subclass
 named as the official `model.type` (e.g. `class Detr3D`) in `OFFICIAL_MODEL_REGISTRY`, so the core
-never names a detector. What is common to both official families (input normalisation and padding, mmdet's ResNet
-and FPN, the NMS-free head's box convention) is here and in `fd3d.official.resnet_fpn`.
+never names a detector. What is common to both official families (input normalisation and padding,
+mmdet's ResNet and FPN, the NMS-free head's box convention) is here and in `fd3d.official.resnet_fpn`.
 """
 
 from __future__ import annotations

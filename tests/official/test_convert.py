@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fd3d.modeling.backbone import ModulatedDeformConv2d
 from fd3d.official import OfficialConfigError, load_official_config
 from fd3d.official.convert import yaw_code_to_nuscenes
 from tools.convert_official_checkpoint import main as convert
@@ -111,3 +112,46 @@ def test_weights_that_do_not_fill_the_model_exactly_are_refused(tmp_path, capsys
 def test_options_fd3d_does_not_implement_are_refused_by_name(tmp_path, capsys, lines, message):
     assert _convert(tmp_path, config_lines=lines) == 2
     assert message in capsys.readouterr().err
+
+
+class _Arbitrary:
+    """A class a weights-only load must refuse to construct."""
+
+
+@needs_fixtures
+@pytest.mark.parametrize("kind", ["truncated", "arbitrary-class", "bevformer-config"])
+def test_unreadable_or_mismatched_input_is_a_named_error_and_writes_nothing(tmp_path, capsys, kind):
+    checkpoint, config = tmp_path / "bad.pth", FIXTURES / "detr3d_config.py"
+    if kind == "truncated":
+        checkpoint.write_bytes((FIXTURES / "detr3d_state_dict.pth").read_bytes()[:4096])
+        message = "could not read checkpoint"
+    elif kind == "arbitrary-class":
+        torch.save({"state_dict": {"x": torch.zeros(1)}, "meta": _Arbitrary()}, checkpoint)
+        message = "could not read checkpoint"
+    else:
+        checkpoint, config = FIXTURES / "detr3d_state_dict.pth", FIXTURES / "bevformer_config.py"
+        message = "model.type 'BEVFormer' has no fd3d converter"
+    args = ["--checkpoint", str(checkpoint), "--official-config", str(config), "--out", str(tmp_path / "out")]
+    assert convert(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_dcn_with_mmcv_semantics_on_hand_built_tensors():
+    """mmcv's ModulatedDeformConv2dPack: offsets are (dy, dx) per kernel point, then the mask logits, and the
+    mask is sigmoid(m): a constant dx = +1 reads one pixel to the right; mask logits 0 halve the output."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 3, 3, padding=1, bias=False)
+    dcn = ModulatedDeformConv2d.from_conv(conv, mask_scale=1.0)
+    image = torch.randn(1, 2, 8, 8)
+    with torch.no_grad():
+        dcn.conv_offset.bias[:18].view(9, 2)[:, 1] = 1.0  # dx = +1 for every kernel point, dy = 0
+        dcn.conv_offset.bias[18:] = 0.0  # mask logits 0 -> sigmoid 0.5
+        shifted = torch.nn.functional.pad(image[..., 1:], (0, 1))  # image[x + 1], zero beyond the border
+        # column 0 differs: the shifted conv's left padding hides image[0], which the DCN reads
+        torch.testing.assert_close(dcn(image)[..., 1:], 0.5 * conv(shifted)[..., 1:], atol=1e-5, rtol=0)
+        dcn.conv_offset.bias.zero_()
+        torch.testing.assert_close(dcn(image), 0.5 * conv(image), atol=1e-6, rtol=0)
+        assert ModulatedDeformConv2d.from_conv(conv)(image).allclose(
+            conv(image), atol=1e-6
+        )  # fd3d's 2*sigmoid

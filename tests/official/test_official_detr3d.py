@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from fd3d.config import load_config
+from fd3d.data.dataset import NuScenesDataset, collate_samples
+from fd3d.engine.build import build_training_model
 from fd3d.hub import from_pretrained
+from tools.check_official_parity import main as check
 from tools.convert_official_checkpoint import main as convert
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "official"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"official fixtures not found at {FIXTURES}")
 SIN, COS = 6, 7
 
@@ -75,3 +80,45 @@ def test_converted_detr3d_matches_the_official_outputs(converted, official, fram
     yaw_difference = _wrap(boxes[:, 6] - (-official_boxes[:, 6] - math.pi / 2))
     assert yaw_difference.abs().max() < 1e-4
     torch.testing.assert_close(boxes[:, 7:9], official_boxes[:, 7:9], atol=1e-4, rtol=0)
+
+
+def _check(converted: Path, *extra: str) -> int:
+    args = ["--model", str(converted), "--inputs", str(FIXTURES / "detr3d_inputs.pt")]
+    return check([*args, "--reference", str(FIXTURES / "detr3d_outputs.pt"), *extra])
+
+
+def test_parity_tool_passes_fails_beyond_tolerance_and_dumps_the_reference_layout(
+    converted, official, tmp_path, capsys
+):
+    dump = tmp_path / "fd3d_outputs.pt"
+    assert _check(converted, "--dump", str(dump)) == 0
+    assert capsys.readouterr().out.rstrip().endswith("parity holds (tolerance 0.0001)")
+    assert _check(converted, "--tolerance", "1e-9") == 1  # float32 rounding is above 1e-9 somewhere
+    assert "parity FAILED" in capsys.readouterr().out
+    frames = torch.load(dump, weights_only=False)["frames"]
+    reference = official[1]["frames"]
+    for ours, theirs in zip(frames, reference, strict=True):
+        assert set(theirs) - {"img_feats"} <= set(ours) | {"stubbed_ops_called"}
+        torch.testing.assert_close(ours["boxes_3d"], theirs["boxes_3d"], atol=1e-4, rtol=0)  # 0.17 convention
+
+
+def test_converted_official_expert_drives_a_distillation_step(converted, mini_dataroot, tmp_path):
+    # the apprentice at half the expert's padded input (96x160), so their FPN levels are 2x apart
+    overrides = [
+        "DISTILL.EXPERT.WEIGHTS",
+        str(converted),
+        "OUTPUT_DIR",
+        str(tmp_path / "run"),
+        "INPUT.IMAGE_SIZE",
+        "[48, 80]",
+    ]
+    cfg = load_config(CONFIGS / "distill" / "detr3d_cpu" / "fd3d.yaml", overrides)
+    model = build_training_model(cfg).train()
+    assert model.expert_cfg.INPUT.FORMAT == "BGR" and model.expert_cfg.INPUT.SIZE_DIVISIBILITY == 32
+    batch = collate_samples([NuScenesDataset(mini_dataroot, "v1.0-mini", "mini_train", (90, 160))[0]])
+    losses = model(batch)
+    assert any(name.startswith("loss_kd_smgd") for name in losses), sorted(losses)
+    assert any(name.startswith("loss_kd_qfd") for name in losses), sorted(losses)
+    assert all(value.isfinite() for value in losses.values())
+    sum(losses.values()).backward()
+    assert all(p.grad is None for p in model.expert.parameters())

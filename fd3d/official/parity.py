@@ -1,0 +1,136 @@
+"""fd3d outputs in the official code's layout and conventions, and their comparison with its outputs.
+
+The reference files (`../shared/fixtures/official/*_outputs.pt`, or what a user dumps from the official
+code) hold per frame `all_cls_scores` / `all_bbox_preds` (every decoder layer), `boxes_3d` (mmdet3d 0.17
+`LiDARInstance3DBoxes.tensor`: z at the bottom, yaw with heading (-sin yaw, -cos yaw)), its gravity
+centres, `scores_3d`, `labels_3d`, `img_feats` and, for BEV models, `bev_embed`. `to_official_frame`
+turns fd3d's outputs into exactly that, so either side can be compared by any program.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from fd3d.official.convert import COS, SIN
+
+FLOAT_OUTPUTS = (
+    "all_cls_scores",
+    "all_bbox_preds",
+    "boxes_3d",
+    "boxes_3d_gravity_center",
+    "scores_3d",
+    "bev_embed",
+)
+
+
+def code_to_official(box_code: Tensor) -> Tensor:
+    """fd3d's box code (sin, cos of the heading angle) -> the official one (of the mmdet3d 0.17 yaw)."""
+    official = box_code.clone()
+    official[..., SIN], official[..., COS] = -box_code[..., COS], -box_code[..., SIN]
+    return official
+
+
+def boxes_to_official(boxes: Tensor) -> Tensor:
+    """(N, 9) fd3d boxes (z centre, heading angle) -> mmdet3d 0.17 (z bottom, yaw = -heading - pi/2)."""
+    official = boxes.clone()
+    official[:, 2] = boxes[:, 2] - boxes[:, 5] / 2
+    yaw = -boxes[:, 6] - math.pi / 2
+    official[:, 6] = torch.atan2(yaw.sin(), yaw.cos())
+    return official
+
+
+def to_official_frame(
+    pv: list[Tensor], cls_logits: Tensor, box_code: Tensor, prediction: dict, bev=None
+) -> dict:
+    """One frame of fd3d outputs (batch of one) in the reference file's layout."""
+    frame = {
+        "img_feats": [level[0] for level in pv],
+        "all_cls_scores": cls_logits,
+        "all_bbox_preds": code_to_official(box_code),
+        "boxes_3d": boxes_to_official(prediction["boxes_lidar"]),
+        "boxes_3d_gravity_center": prediction["boxes_lidar"][:, :3].clone(),
+        "scores_3d": prediction["scores"],
+        "labels_3d": prediction["labels"],
+    }
+    if bev is not None:  # (1, C, H, W) -> (H * W, 1, C), row h * W + w as the official bev_embed
+        frame["bev_embed"] = bev[0].flatten(1).transpose(0, 1)[:, None]
+    return frame
+
+
+def _angle_gap(a: Tensor, b: Tensor) -> Tensor:
+    gap = a - b
+    return torch.atan2(gap.sin(), gap.cos()).abs()
+
+
+def compare_frames(ours: dict, reference: dict) -> dict[str, float]:
+    """Max abs difference per output present in both (yaw compared as an angle); `labels_3d` as the count
+    of detections whose label differs (0 = the same labels in the same top-k order)."""
+    differences: dict[str, float] = {}
+    if "img_feats" in reference:
+        for level, (a, b) in enumerate(zip(ours["img_feats"], reference["img_feats"], strict=True)):
+            differences[f"img_feats[{level}]"] = float((a - b.to(a)).abs().max())
+    for key in FLOAT_OUTPUTS:
+        if key in reference and key in ours:
+            a, b = ours[key], reference[key].to(ours[key])
+            if a.shape != b.shape:
+                raise ValueError(f"{key}: fd3d {tuple(a.shape)} vs reference {tuple(b.shape)}")
+            if key == "boxes_3d":
+                differences["boxes_3d[yaw]"] = float(_angle_gap(a[:, 6], b[:, 6]).max()) if len(a) else 0.0
+                a, b = torch.cat([a[:, :6], a[:, 7:]], 1), torch.cat([b[:, :6], b[:, 7:]], 1)
+            differences[key] = float((a - b).abs().max()) if a.numel() else 0.0
+    if "labels_3d" in reference:
+        a, b = ours["labels_3d"], reference["labels_3d"]
+        differences["labels_3d"] = float(len(a) != len(b) or (a != b.to(a)).sum())
+    return differences
+
+
+def network_input(img: Tensor, image_size: tuple[int, int]) -> Tensor:
+    """The reference's normalised, padded `img` (1, Ncam, 3, Hp, Wp) cut to the model's input size.
+
+    The model pads by itself (INPUT.SIZE_DIVISIBILITY); what is cut away must be padding (zeros), else
+    the inputs were made for another input size and the comparison would be meaningless.
+    """
+    height, width = image_size
+    if img.shape[-2] < height or img.shape[-1] < width:
+        raise ValueError(f"inputs are {tuple(img.shape[-2:])}, smaller than the model's input {image_size}")
+    padding = img.clone()
+    padding[..., :height, :width] = 0
+    if padding.abs().max() > 0:
+        raise ValueError(
+            f"inputs hold non-zero pixels beyond the model's input size {image_size}: not padding"
+        )
+    return img[..., :height, :width]
+
+
+@torch.no_grad()
+def run_frames(model: torch.nn.Module, inputs: dict, from_raw: bool = False) -> list[dict]:
+    """The model on every frame of a reference inputs file, outputs in the official layout.
+
+    `from_raw` feeds `img_raw` (per frame uint8 (Ncam, H, W, 3) BGR, before normalisation) through fd3d's
+    own preprocessing instead of the already normalised `img`.
+    """
+    if int(model.queue_length) > 0:
+        raise NotImplementedError(
+            f"{type(model).__name__} is temporal: running the official temporal semantics (CAN bus, previous "
+            "BEV kept within a scene) is not implemented in fd3d yet"
+        )
+    if from_raw and "img_raw" not in inputs:
+        raise KeyError("--from-raw needs `img_raw` in the inputs file")
+    frames = []
+    for index, meta in enumerate(inputs["img_metas"]):
+        batch: dict = {"lidar2img": torch.as_tensor(meta["lidar2img"]).float()[None]}
+        if from_raw:
+            raw = torch.as_tensor(inputs["img_raw"][index])  # (Ncam, H, W, 3) BGR
+            batch["images"] = raw.flip(-1).permute(0, 3, 1, 2)[None].contiguous()  # fd3d reads RGB
+        else:
+            batch["normalized_images"] = network_input(inputs["img"][index].float(), model.image_size)
+        features = model.extract_features(batch)
+        head = model.forward_head(features, batch)
+        prediction = model.predict(head)[0]
+        frames.append(
+            to_official_frame(features.pv, head.cls_logits, head.box_code, prediction, features.bev)
+        )
+    return frames
