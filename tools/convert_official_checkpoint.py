@@ -2,38 +2,52 @@
 """Convert an official BEVFormer / DETR3D checkpoint (mmcv format) into an fd3d model folder.
 
     python tools/convert_official_checkpoint.py --checkpoint detr3d_resnet101.pth \\
-        --official-config projects/configs/detr3d/detr3d_res101_gridmask.py --out work/experts/detr3d_r101
+        --official-config detr3d/projects/configs/detr3d/detr3d_res101_gridmask.py --out work/detr3d_r101
+    python tools/convert_official_checkpoint.py --checkpoint detr3d_resnet101.pth \\
+        --config-file configs/DETR3D/official_r101_dcn.yaml --out work/detr3d_r101
 
-The official config is read as plain Python (its `_base_` files resolved next to it; no mmcv needed).
-Every option in it is mapped to an fd3d config value or refused by name; every weight is renamed (and the
-box yaw converted to fd3d's convention); the conversion fails, naming them, on official entries left
-unused, fd3d parameters left unfilled and shape mismatches. The output is a Hub-format folder
+The architecture comes from the official config, read as plain Python (its `_base_` files resolved next
+to it; no mmcv needed), or from an fd3d config shipped for a released checkpoint. Every official option is
+mapped to an fd3d config value or refused by name; every weight is renamed (and the box yaw converted to
+fd3d's convention); the conversion fails, naming them, on official entries left unused, fd3d parameters
+left unfilled and shape mismatches, and then writes nothing. The output is a Hub-format folder
 (config.json, model.safetensors, README.md naming the source files and their sha256) that
 `fd3d.hub.from_pretrained`, `MODEL.WEIGHTS` and `DISTILL.EXPERT.WEIGHTS` take.
 
-Converters exist for the official model types registered by the installed projects (DETR3D: "Detr3D").
+--write-config FILE writes the fd3d config of an official config as a YAML overlay of the detector's
+base config (how configs/DETR3D/official_r101_dcn.yaml was made); --checkpoint is then optional.
 Exit status 2 on a config or checkpoint that cannot be converted, with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
+import yaml
+
+from fd3d.config import config_overlay, load_config
 from fd3d.official import ConversionError, OfficialConfigError, convert_checkpoint
+from fd3d.official.convert import fd3d_config_of_official
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--checkpoint", required=True, help="official .pth file ({'meta', 'state_dict'})")
-    parser.add_argument(
-        "--official-config", required=True, help="the official mmcv config .py it was trained with"
+    parser.add_argument("--checkpoint", help="official .pth file ({'meta', 'state_dict'})")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--official-config", help="the official mmcv config .py the checkpoint was trained with"
     )
-    parser.add_argument(
-        "--out", required=True, help="model folder to write (replaced if it is an fd3d folder)"
+    source.add_argument(
+        "--config-file", help="an fd3d config of the architecture (configs/*/official_*.yaml)"
     )
+    parser.add_argument("--out", help="model folder to write (replaced if it is an fd3d model folder)")
     parser.add_argument(
         "--image-size",
         type=int,
@@ -42,19 +56,62 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="network input size before padding (default: nuScenes 900x1600 times the config's test scale)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--skip-missing-bases", action="store_true", help="leave out _base_ files that are not there (listed)"
+    )
+    parser.add_argument(
+        "--write-config", help="also write the fd3d config as a YAML overlay (--official-config)"
+    )
+    args = parser.parse_args(argv)
+    if args.write_config and not args.official_config:
+        parser.error("--write-config needs --official-config")
+    if not args.checkpoint and not args.write_config:
+        parser.error("give --checkpoint (and --out) to convert, or --write-config")
+    if args.checkpoint and not args.out:
+        parser.error("--checkpoint needs --out")
+    return args
+
+
+def write_overlay(official_config: str, image_size, skip: bool, path: str) -> list[str]:
+    cfg, notes = fd3d_config_of_official(official_config, image_size, skip)
+    base_file = CONFIGS / f"Base-{cfg.MODEL.META_ARCHITECTURE}.yaml"
+    overlay = config_overlay(cfg, load_config(base_file))
+    header = (
+        f"# {cfg.MODEL.META_ARCHITECTURE} as in the official {Path(official_config).name}, written by\n"
+        "# tools/convert_official_checkpoint.py --write-config; convert its checkpoint with --config-file.\n"
+        + "".join(f"# note: {note}\n" for note in notes)
+    )
+    target = Path(path)
+    base = os.path.relpath(base_file, target.parent.resolve())  # _BASE_ resolves relative to the file
+    body = yaml.safe_dump({"_BASE_": base, **overlay}, sort_keys=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(header + body)
+    partial.replace(target)
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        result = convert_checkpoint(args.checkpoint, args.official_config, args.out, args.image_size)
+        if args.write_config:
+            write_overlay(args.official_config, args.image_size, args.skip_missing_bases, args.write_config)
+            print(f"wrote {args.write_config}")
+        if args.checkpoint:
+            result = convert_checkpoint(
+                args.checkpoint,
+                args.out,
+                official_config=args.official_config,
+                config_file=args.config_file,
+                image_size=args.image_size,
+                skip_missing_bases=args.skip_missing_bases,
+            )
+            for note in result.notes:
+                print(f"note: {note}")
+            print(f"wrote {result.folder} ({result.cfg.MODEL.META_ARCHITECTURE})")
     except (OfficialConfigError, ConversionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for note in result.notes:
-        print(f"note: {note}")
-    print(f"wrote {result.folder} ({result.cfg.MODEL.META_ARCHITECTURE})")
     return 0
 
 

@@ -132,6 +132,19 @@ def config_to_dict(cfg: CfgNode) -> dict[str, Any]:
     return {key: config_to_dict(value) if isinstance(value, CfgNode) else value for key, value in cfg.items()}
 
 
+def config_overlay(cfg: CfgNode, base: CfgNode) -> dict[str, Any]:
+    """The keys of `cfg` whose values differ from `base`, nested: what a YAML file with `_BASE_` needs."""
+    overlay: dict[str, Any] = {}
+    for key, value in cfg.items():
+        if isinstance(value, CfgNode):
+            nested = config_overlay(value, base.get(key, CfgNode()))
+            if nested:
+                overlay[key] = nested
+        elif key not in base or base[key] != value:
+            overlay[key] = list(value) if isinstance(value, tuple) else value
+    return overlay
+
+
 def load_config(
     config_file: str | os.PathLike | None = None,
     overrides: Sequence[str] = (),

@@ -25,7 +25,7 @@ from fvcore.common.config import CfgNode
 from fvcore.common.registry import Registry
 from torch import Tensor
 
-from fd3d.config import get_cfg
+from fd3d.config import get_cfg, load_config
 from fd3d.data.classes import DETECTION_CLASSES
 from fd3d.hub import save_pretrained
 from fd3d.modeling import build_model
@@ -196,22 +196,64 @@ def official_model(official: dict) -> OfficialModel:
     return OFFICIAL_MODEL_REGISTRY.get(model_type)()
 
 
-def convert_checkpoint(
-    checkpoint: str | os.PathLike,
+def mapping_for(meta_architecture: str) -> OfficialModel:
+    """The official-model mapping whose fd3d detector is `meta_architecture` (for a shipped fd3d config)."""
+    load_projects()
+    found = [cls for _, cls in OFFICIAL_MODEL_REGISTRY if cls.meta_architecture == meta_architecture]
+    if not found:
+        known = sorted(cls.meta_architecture for _, cls in OFFICIAL_MODEL_REGISTRY)
+        raise OfficialConfigError(
+            f"no official checkpoint converts to MODEL.META_ARCHITECTURE {meta_architecture!r}; "
+            f"converters produce {known}"
+        )
+    return found[0]()
+
+
+def fd3d_config_of_official(
     official_config: str | os.PathLike,
-    out: str | os.PathLike,
     image_size: Iterable[int] | None = None,
-) -> Conversion:
-    """Convert, check and save; returns the folder, the fd3d config and the assumptions made (notes)."""
-    official = load_official_config(official_config)
+    skip_missing_bases: bool = False,
+) -> tuple[CfgNode, list[str]]:
+    """The fd3d config of an official mmcv config file, and the assumptions made (notes)."""
+    skipped: list[str] | None = [] if skip_missing_bases else None
+    official = load_official_config(official_config, skipped)
     mapping = official_model(official)
-    notes: list[str] = []
+    notes = [f"_base_ file not found, left out: {path}" for path in skipped or []]
     check_class_names(official)
     cfg = get_cfg(mapping.meta_architecture)
     cfg.MODEL.META_ARCHITECTURE = mapping.meta_architecture
     fill_input_config(official, cfg, image_size, notes)
     mapping.fill_config(official, cfg)
     cfg.freeze()
+    return cfg, notes
+
+
+def convert_checkpoint(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    official_config: str | os.PathLike | None = None,
+    config_file: str | os.PathLike | None = None,
+    image_size: Iterable[int] | None = None,
+    skip_missing_bases: bool = False,
+) -> Conversion:
+    """Convert, check and save; returns the folder, the fd3d config and the assumptions made (notes).
+
+    The architecture comes from the official mmcv config (`official_config`) or from an fd3d config that
+    describes it (`config_file`, e.g. configs/DETR3D/official_r101_dcn.yaml); exactly one is given.
+    """
+    if (official_config is None) == (config_file is None):
+        raise OfficialConfigError(
+            "give exactly one of official_config (mmcv .py) and config_file (fd3d .yaml)"
+        )
+    if official_config is not None:
+        cfg, notes = fd3d_config_of_official(official_config, image_size, skip_missing_bases)
+        source = f"Official config `{Path(official_config).name}` (sha256 `{sha256_of(official_config)}`)"
+    else:
+        overrides = ["INPUT.IMAGE_SIZE", str(list(image_size))] if image_size is not None else []
+        cfg, notes = load_config(config_file, overrides), []
+        source = f"Architecture from fd3d config `{Path(config_file).name}`"
+    mapping = mapping_for(cfg.MODEL.META_ARCHITECTURE)
     state = read_checkpoint(checkpoint)
     mapped, used = mapping.convert_weights(state, cfg)
     model = build_model(cfg).eval()
@@ -220,7 +262,7 @@ def convert_checkpoint(
     provenance = [
         f"Converted by `tools/convert_official_checkpoint.py` from the official checkpoint "
         f"`{Path(checkpoint).name}` (sha256 `{sha256_of(checkpoint)}`)",
-        f"Official config `{Path(official_config).name}` (sha256 `{sha256_of(official_config)}`)",
+        source,
         "Box yaw follows fd3d's (nuScenes) convention and box z is the centre; the official model's "
         "mmdet3d-0.17 yaw is converted inside the weights (`yaw_code_to_nuscenes`).",
         *notes,

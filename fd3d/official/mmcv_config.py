@@ -49,8 +49,15 @@ def _variables(path: Path) -> dict:
     }
 
 
-def load_official_config(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict:
-    """The merged config dict of an mmcv config file, its `_base_` chain resolved relative to it."""
+def load_official_config(
+    path: str | os.PathLike, skipped: list[str] | None = None, _seen: tuple[Path, ...] = ()
+) -> dict:
+    """The merged config dict of an mmcv config file, its `_base_` chain resolved relative to it.
+
+    A missing base file is an error, unless `skipped` is a list: then it is left out and its path appended
+    there (the official DETR3D configs name mmdetection3d's dataset and runtime files, which hold nothing
+    the model reads; the caller reports what was skipped).
+    """
     file = Path(path).resolve()
     if not file.is_file():
         raise OfficialConfigError(f"config file not found: {file}")
@@ -61,7 +68,13 @@ def load_official_config(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) 
     merged: dict = {}
     for base in [bases] if isinstance(bases, str) else list(bases):
         base_file = (file.parent / base).resolve()
+        if not base_file.is_file() and skipped is not None:
+            skipped.append(f"{base} (relative to {file.name})")
+            continue
         if not base_file.is_file():
-            raise OfficialConfigError(f"{file} names _base_ {base!r}, which is not at {base_file}")
-        merged = _merge(merged, load_official_config(base_file, (*_seen, file)))
+            raise OfficialConfigError(
+                f"{file} names _base_ {base!r}, which is not at {base_file} "
+                "(--skip-missing-bases leaves such files out)"
+            )
+        merged = _merge(merged, load_official_config(base_file, skipped, (*_seen, file)))
     return _merge(merged, variables)

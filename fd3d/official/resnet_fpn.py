@@ -84,8 +84,8 @@ def backbone_config(section: dict, cfg: CfgNode) -> list[int]:
     return [widths[i] for i in out_indices], out_indices
 
 
-def neck_config(section: dict, cfg: CfgNode, stage_channels: list[int], out_indices: list[int]) -> int:
-    """Fill MODEL.FPN and MODEL.BACKBONE.OUT_STAGES from `img_neck`; returns the official FPN's input count.
+def neck_config(section: dict, cfg: CfgNode, stage_channels: list[int], out_indices: list[int]) -> None:
+    """Fill MODEL.FPN and MODEL.BACKBONE.OUT_STAGES from `img_neck`.
 
     mmdet's FPN reads backbone outputs from `start_level` on; fd3d's trunk returns just those stages.
     """
@@ -115,7 +115,6 @@ def neck_config(section: dict, cfg: CfgNode, stage_channels: list[int], out_indi
     cfg.MODEL.FPN.OUT_CHANNELS = int(options.get("out_channels"))
     cfg.MODEL.FPN.NUM_OUTS = num_outs
     options.done()
-    return len(used)
 
 
 def rename_backbone(key: str) -> str | None:
@@ -158,7 +157,8 @@ def rename_neck(key: str, num_inputs: int) -> str | None:
 
 
 def rename_trunk_and_neck(state: dict[str, Tensor], num_inputs: int) -> dict[str, Tensor]:
-    """The renamed `img_backbone.*` and `img_neck.*` entries of an official state dict."""
+    """The renamed `img_backbone.*` and `img_neck.*` entries of an official state dict; `num_inputs` is the
+    number of backbone stages the FPN reads (len(MODEL.BACKBONE.OUT_STAGES))."""
     renamed = {}
     for key, value in state.items():
         target = rename_backbone(key) or rename_neck(key, num_inputs)

@@ -122,3 +122,19 @@ def test_converted_official_expert_drives_a_distillation_step(converted, mini_da
     assert all(value.isfinite() for value in losses.values())
     sum(losses.values()).backward()
     assert all(p.grad is None for p in model.expert.parameters())
+
+
+def test_a_written_fd3d_config_converts_the_same_checkpoint_identically(converted, tmp_path, capsys):
+    """--write-config turns the official config into an fd3d YAML; --config-file then replaces it."""
+    written = tmp_path / "configs" / "official_fixture.yaml"
+    official = ["--official-config", str(FIXTURES / "detr3d_config.py"), "--image-size", "90", "160"]
+    assert convert([*official, "--write-config", str(written)]) == 0
+    assert "_BASE_:" in written.read_text() and "STYLE: caffe" in written.read_text()
+    out = tmp_path / "from_yaml"
+    args = ["--checkpoint", str(FIXTURES / "detr3d_state_dict.pth"), "--config-file", str(written)]
+    assert convert([*args, "--out", str(out)]) == 0
+    first, second = from_pretrained(str(converted)), from_pretrained(str(out))
+    assert first.state_dict().keys() == second.state_dict().keys()
+    second_state = second.state_dict()
+    assert all(torch.equal(value, second_state[key]) for key, value in first.state_dict().items())
+    assert "fd3d config `official_fixture.yaml`" in (out / "README.md").read_text()

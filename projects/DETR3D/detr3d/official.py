@@ -96,7 +96,7 @@ class Detr3D(OfficialModel):  # named as the official model.type: the registry k
         model.require("type", "Detr3D")
         model.ignore("use_grid_mask", "train_cfg", "test_cfg", "pretrained")  # GridMask: training only
         stage_channels, out_indices = backbone_config(model.get("img_backbone"), cfg)
-        self.num_fpn_inputs = neck_config(model.get("img_neck"), cfg, stage_channels, out_indices)
+        neck_config(model.get("img_neck"), cfg, stage_channels, out_indices)
         head = model.child("pts_bbox_head")
         head.require("type", "Detr3DHead")
         head.require("num_classes", 10)
@@ -145,7 +145,7 @@ class Detr3D(OfficialModel):  # named as the official model.type: the registry k
         model.done()
 
     def convert_weights(self, state: dict[str, Tensor], cfg: CfgNode) -> tuple[dict[str, Tensor], set[str]]:
-        mapped = rename_trunk_and_neck(state, self.num_fpn_inputs)
+        mapped = rename_trunk_and_neck(state, len(cfg.MODEL.BACKBONE.OUT_STAGES))
         used = {key for key in state if key.startswith(("img_backbone.", "img_neck."))}
         dims = cfg.MODEL.HEAD.EMBED_DIMS
         for key, value in state.items():
