@@ -82,6 +82,12 @@ _C.DATASETS.VERSION = "v1.0-trainval"
 _C.DATASETS.TRAIN_SPLIT = "train"
 _C.DATASETS.TEST_SPLIT = "val"
 _C.DATASETS.CLASSES = list(DETECTION_CLASSES)
+# Where samples come from: "dataroot" (the map-style loader over DATAROOT), "parquet" (a `datasets` stream
+# of the Parquet shards in the folder SHARDS, written by tools/export_hf_dataset.py) or "hub" (the same
+# shards in the Hub dataset repository SHARDS at REVISION). Streams still score with DATAROOT's tables.
+_C.DATASETS.SOURCE = "dataroot"
+_C.DATASETS.SHARDS = ""
+_C.DATASETS.REVISION = ""
 
 # Knowledge distillation (fd3d.distill). An empty LOSSES list trains the model alone.
 _C.DISTILL = CN()
@@ -180,6 +186,8 @@ _C.SOLVER.LOG_PERIOD = 20
 
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 0
+# Shuffle training samples (per seed and epoch); off, both sources read the split in the same order.
+_C.DATALOADER.SHUFFLE = True
 
 _C.TEST = CN()
 # Evaluate every EVAL_PERIOD steps (0: only at the end).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ STACKED_KEYS = (
     "lidar2global",
     "curr2prev_lidar",
     "prev_exists",
+    "can_bus",
 )
 
 
@@ -41,6 +42,23 @@ def to_tensors(sample: dict) -> dict:
         else:
             out[key] = value
     return out
+
+
+def history_tokens(token: str, prev_of: Callable[[str], str], length: int) -> list[str]:
+    """The `length` keyframes before `token` in its scene, oldest first, padded with the scene's earliest.
+
+    `prev_of(t)` is the token before t ("" at a scene's start). Empty for a scene's first frame.
+    """
+    previous: list[str] = []
+    current = token
+    while len(previous) < length:
+        current = prev_of(current)
+        if not current:
+            break
+        previous.append(current)
+    if previous and len(previous) < length:
+        previous += [previous[-1]] * (length - len(previous))
+    return previous[::-1]
 
 
 class NuScenesDataset(Dataset):
@@ -76,25 +94,13 @@ class NuScenesDataset(Dataset):
     def _load(self, token: str) -> dict:
         return decode_row(self.reader.read_row(token), self.image_size, self.pc_range, self.classes)
 
-    def _previous_tokens(self, token: str) -> list[str]:
-        """The queue's tokens, oldest first, padded with the scene's earliest frame."""
-        previous: list[str] = []
-        current = token
-        while len(previous) < self.queue_length:
-            prev = self.reader.get("sample", current)["prev"]
-            if not prev:
-                break
-            previous.append(prev)
-            current = prev
-        if previous and len(previous) < self.queue_length:
-            previous += [previous[-1]] * (self.queue_length - len(previous))
-        return previous[::-1]
-
     def __getitem__(self, index: int) -> dict:
         token = self.tokens[index]
         sample = self._load(token)
         if self.queue_length:
-            previous = self._previous_tokens(token)
+            previous = history_tokens(
+                token, lambda t: self.reader.get("sample", t)["prev"], self.queue_length
+            )
             loaded = {t: self._load(t) for t in set(previous)}
             no_history = {**sample, "prev_exists": False}
             sample["queue"] = [loaded[t] for t in previous] if previous else [no_history] * self.queue_length

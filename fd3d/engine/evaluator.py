@@ -8,10 +8,13 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import gather_object, send_to_device
 from fvcore.common.config import CfgNode
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from fd3d.data.nuscenes import NuScenesReader
+from fd3d.data.stream import SceneStream
 from fd3d.evaluation.nuscenes_eval import Detections, evaluate_detections, format_metrics
 
 BOX_FIELDS = 9
@@ -35,13 +38,51 @@ def unpack_predictions(packed: Tensor) -> Detections:
 
 
 @torch.no_grad()
+def _predict_stream(detector: nn.Module, loader, accelerator: Accelerator) -> dict[str, Detections] | None:
+    """A `SceneStream` (each process reads its own scenes, in counts that differ): predict locally, then
+    gather everything in one collective call, so no process waits on a batch another never reads."""
+    local = {}
+    progress = tqdm(loader, desc="evaluate", disable=not accelerator.is_main_process, leave=False)
+    for batch in progress:
+        predictions = detector(send_to_device(batch, accelerator.device))
+        rows = pack_predictions(predictions, detector.max_detections)
+        local.update(zip(batch["sample_token"], rows, strict=True))
+    gathered = gather_object([local])
+    if not accelerator.is_main_process:
+        return None
+    return {token: unpack_predictions(rows) for part in gathered for token, rows in part.items()}
+
+
+@torch.no_grad()
 def evaluate(
-    detector: nn.Module, loader, accelerator: Accelerator, cfg: CfgNode, out_dir: str | Path
+    detector: nn.Module,
+    loader,
+    accelerator: Accelerator,
+    cfg: CfgNode,
+    out_dir: str | Path,
+    reader: NuScenesReader | None = None,
 ) -> dict | None:
     """Predict the test split on every process, gather, and score on the main process.
 
     Writes `out_dir/metrics.json` (and the devkit's files) and returns the metrics there; None elsewhere.
+    A streamed split (`SceneStream`) is scored with `reader`'s tables (DATASETS.DATAROOT).
     """
+    if isinstance(loader.dataset, SceneStream):
+        was_training = detector.training
+        detector.eval()
+        detections = _predict_stream(detector, loader, accelerator)
+        detector.train(was_training)
+        if detections is None:
+            return None
+        expected = reader.sample_tokens(cfg.DATASETS.TEST_SPLIT)
+        missing = len(set(expected) - set(detections))
+        if missing:
+            raise RuntimeError(f"the stream left out {missing} of the {len(expected)} samples of the split")
+        metrics = evaluate_detections(
+            reader, detections, cfg.DATASETS.TEST_SPLIT, Path(out_dir), cfg.DATASETS.CLASSES
+        )
+        print(format_metrics(metrics))
+        return metrics
     dataset = loader.dataset
     index_of = {token: i for i, token in enumerate(dataset.tokens)}
     was_training = detector.training

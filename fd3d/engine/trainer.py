@@ -7,6 +7,7 @@ counts optimizer steps; with gradient accumulation each consumes `GRAD_ACCUM_STE
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
+from accelerate.utils import send_to_device, set_seed
 from fvcore.common.config import CfgNode
 from tqdm import tqdm
 
 from fd3d.config import ConfigError
+from fd3d.data.nuscenes import NuScenesReader
+from fd3d.data.stream import SceneStream, batches_per_epoch
 from fd3d.distill import Distiller
 from fd3d.distill.distiller import HEAD_USERS
 from fd3d.engine.build import build_dataset, build_loader, build_training_model, data_image_size, detector_of
@@ -63,12 +66,22 @@ def check_finite(losses: dict, step: int, accelerator: Accelerator, output_dir: 
 
 
 def _evaluate_into(detector, cfg: CfgNode, accelerator: Accelerator, name: str) -> dict | None:
-    dataset = build_dataset(cfg, cfg.DATASETS.TEST_SPLIT, tuple(cfg.INPUT.IMAGE_SIZE), detector.queue_length)
-    loader = accelerator.prepare(
-        build_loader(dataset, cfg.TEST.IMS_PER_BATCH, False, cfg.DATALOADER.NUM_WORKERS)
+    dataset = build_dataset(
+        cfg,
+        cfg.DATASETS.TEST_SPLIT,
+        tuple(cfg.INPUT.IMAGE_SIZE),
+        detector.queue_length,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
     )
+    loader = build_loader(dataset, cfg.TEST.IMS_PER_BATCH, False, cfg.DATALOADER.NUM_WORKERS)
+    reader = None
+    if isinstance(dataset, SceneStream):  # scored with the dataroot's tables (no images needed there)
+        reader = NuScenesReader(cfg.DATASETS.DATAROOT, cfg.DATASETS.VERSION)
+    else:
+        loader = accelerator.prepare(loader)
     out = Path(cfg.OUTPUT_DIR)
-    metrics = evaluate(detector, loader, accelerator, cfg, out / name)
+    metrics = evaluate(detector, loader, accelerator, cfg, out / name, reader)
     if metrics is not None:
         publish_metrics(metrics, out / name, out)
     accelerator.wait_for_everyone()
@@ -115,15 +128,36 @@ def prepare_training(cfg: CfgNode, resume: bool = False) -> TrainingRun:
     if cfg.MODEL.WEIGHTS:
         _, folder = load_pretrained_config(cfg.MODEL.WEIGHTS)
         load_weights_into(detector_of(model), folder / "model.safetensors")
-    dataset = build_dataset(cfg, cfg.DATASETS.TRAIN_SPLIT, data_image_size(model, cfg), model.queue_length)
+    shuffle = cfg.DATALOADER.SHUFFLE
+    dataset = build_dataset(
+        cfg,
+        cfg.DATASETS.TRAIN_SPLIT,
+        data_image_size(model, cfg),
+        model.queue_length,
+        shuffle=shuffle,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+    )
+    streaming = isinstance(dataset, SceneStream)
     if cfg.DISTILL.HEAD.PRETRAIN_ITERS and not (resume and last_checkpoint(cfg.OUTPUT_DIR)):
+        if streaming:
+            raise ConfigError(
+                "DISTILL.HEAD.PRETRAIN_ITERS reads the map-style dataset: use DATASETS.SOURCE dataroot"
+            )
         _pretrain_head(model, dataset, cfg, accelerator)
-    loader = build_loader(dataset, cfg.SOLVER.IMS_PER_BATCH, True, cfg.DATALOADER.NUM_WORKERS, cfg.SEED)
+    loader = build_loader(dataset, cfg.SOLVER.IMS_PER_BATCH, shuffle, cfg.DATALOADER.NUM_WORKERS, cfg.SEED)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    if streaming:  # the stream is already this process's part: Accelerate must not shard it again
+        model, optimizer = accelerator.prepare(model, optimizer)
+        first_epoch = batches_per_epoch(
+            dataset, 0, cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_WORKERS, shuffle
+        )
+    else:
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        first_epoch = len(loader)
     accelerator.register_for_checkpointing(scheduler)  # stepped by hand: once per optimizer step
-    if len(loader) == 0:
+    if first_epoch == 0:
         raise ValueError(f"the {cfg.DATASETS.TRAIN_SPLIT} split has fewer samples than one batch per process")
     run = TrainingRun(accelerator, model, optimizer, scheduler, loader)
     if resume:
@@ -139,11 +173,35 @@ def prepare_training(cfg: CfgNode, resume: bool = False) -> TrainingRun:
 
 
 def batches(run: TrainingRun, cfg: CfgNode) -> Iterator[dict]:
-    """The data stream from `run.step` on: deterministic per-epoch shuffles, the consumed part skipped."""
+    """The data from `run.step` on: deterministic per-epoch shuffles, the consumed part skipped."""
+    if isinstance(run.loader.dataset, SceneStream):
+        yield from _stream_batches(run, cfg)
+        return
     epoch, skip = divmod(run.step * cfg.SOLVER.GRAD_ACCUM_STEPS, len(run.loader))
     while True:
         run.loader.set_epoch(epoch)
         yield from run.accelerator.skip_first_batches(run.loader, skip) if skip else run.loader
+        epoch, skip = epoch + 1, 0
+
+
+def _stream_batches(run: TrainingRun, cfg: CfgNode) -> Iterator[dict]:
+    """A `SceneStream`'s batches on the device; epochs may differ in length, so the resumed position is
+    found by walking them. Each epoch stops at the count every process reaches (`batches_per_epoch`)."""
+    stream, size, workers = run.loader.dataset, cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_WORKERS
+    drop_last = cfg.DATALOADER.SHUFFLE
+
+    def epoch_length(epoch: int) -> int:
+        return batches_per_epoch(stream, epoch, size, workers, drop_last)
+
+    epoch, skip = 0, run.step * cfg.SOLVER.GRAD_ACCUM_STEPS
+    while skip >= epoch_length(epoch):
+        skip -= epoch_length(epoch)
+        epoch += 1
+    while True:
+        stream.set_epoch(epoch)
+        stream.start_at(skip, size)
+        for batch in itertools.islice(run.loader, epoch_length(epoch) - skip):
+            yield send_to_device(batch, run.accelerator.device)
         epoch, skip = epoch + 1, 0
 
 

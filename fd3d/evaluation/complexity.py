@@ -42,6 +42,7 @@ IGNORED_OPS = (
     "aten::max_pool2d",
     "aten::clamp",
     "aten::clamp_min",
+    "aten::nan_to_num",
     "aten::rsub",
     "aten::gt",
     "aten::lt",
