@@ -8,6 +8,8 @@ The Parquet shards are what one would `push_to_hub` as a dataset repository.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -113,10 +115,29 @@ def decoded(
 def export_parquet_shards(
     dataroot: str | os.PathLike, version: str, out_dir: str | os.PathLike, progress: bool = True
 ) -> dict[str, int]:
-    """Write `out_dir/data/<split>/<scene>.parquet` for each split of the version; returns rows per split."""
+    """Write `out_dir/data/<split>/<scene>.parquet` for each split of the version; returns rows per split.
+
+    All or nothing: shards are written into a staging folder beside `out_dir` that replaces `out_dir`'s
+    `data/` only when every scene was written, so an export that fails half-way (a missing image in the
+    last scene) never leaves a folder that streams as a complete but smaller dataset.
+    """
     if version not in SPLITS_OF_VERSION:
         raise ValueError(f"no export for version {version!r}; valid: {list(SPLITS_OF_VERSION)}")
-    reader = NuScenesReader(dataroot, version)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    try:
+        counts = _write_shards(NuScenesReader(dataroot, version), version, staging, progress)
+        target = out / "data"
+        if target.exists():
+            target.rename(staging / "previous")  # removed with the staging folder below
+        (staging / "data").rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return counts
+
+
+def _write_shards(reader: NuScenesReader, version: str, out_dir: Path, progress: bool) -> dict[str, int]:
     jobs = [(split, name) for split in SPLITS_OF_VERSION[version] for name in reader.scene_names(split)]
     counts = dict.fromkeys(SPLITS_OF_VERSION[version], 0)
     bars_were_enabled = not datasets.utils.are_progress_bars_disabled()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,10 +290,21 @@ def train(cfg: CfgNode, resume: bool = False, stop_after: int | None = None) -> 
     return metrics
 
 
+def check_writable(folder: str) -> None:
+    """Create `folder` and write a probe file in it, or raise naming the folder and the cause."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ConfigError(f"OUTPUT_DIR {folder!r} is not writable: {error.strerror or error}") from error
+
+
 def evaluate_only(cfg: CfgNode) -> dict | None:
     """Score the model in `MODEL.WEIGHTS` (folder or Hub id) on `DATASETS.*` with the official metrics."""
     if not cfg.MODEL.WEIGHTS:
         raise ValueError("--eval-only needs MODEL.WEIGHTS: a model folder (OUTPUT_DIR/model) or a Hub id")
+    check_writable(cfg.OUTPUT_DIR)  # before the whole split is predicted, not after
     accelerator = make_accelerator(cfg)
     detector = from_pretrained(cfg.MODEL.WEIGHTS).to(accelerator.device)
     model_image_size = tuple(detector.image_size)

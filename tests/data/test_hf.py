@@ -3,6 +3,8 @@ get disjoint, complete, deterministically shuffled parts."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,15 @@ def test_decoded_stream_equals_map_style_decode(mini_dataroot, shard_root):
 def test_missing_shards_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no Parquet shards for split 'val'"):
         stream_from_shards(tmp_path, "val")
+
+
+def test_an_export_that_fails_half_way_leaves_no_partial_dataset(mini_copy, tmp_path):
+    out = tmp_path / "shards"
+    export_parquet_shards(mini_copy, "v1.0-mini", out, progress=False)
+    before = sorted(p.relative_to(out) for p in (out / "data").rglob("*.parquet"))
+    image = sorted((mini_copy / "samples" / "CAM_BACK").iterdir())[-1]
+    image.unlink()  # a sample of some scene now misses a camera image
+    with pytest.raises(Exception, match=re.escape(image.name)):
+        export_parquet_shards(mini_copy, "v1.0-mini", out, progress=False)
+    assert sorted(p.relative_to(out) for p in (out / "data").rglob("*.parquet")) == before  # the old export
+    assert [p.name for p in out.iterdir()] == ["data"]  # no staging folder left behind

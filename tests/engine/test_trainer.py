@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fd3d.config import load_config
+from fd3d.config import ConfigError, load_config
 from fd3d.data.nuscenes import DatasetError
 from fd3d.engine.checkpoint import list_checkpoints
 from fd3d.engine.trainer import NonFiniteLossError, evaluate_only, train
@@ -97,3 +97,14 @@ def test_resume_from_a_folder_that_is_not_a_checkpoint_is_named(mini_dataroot, t
     cfg = config("DETR3D/cpu_apprentice.yaml", mini_dataroot, tmp_path)
     with pytest.raises(FileNotFoundError, match="step_00000002 is not an fd3d checkpoint"):
         train(cfg, resume=True)
+
+
+def test_eval_only_refuses_an_unwritable_output_dir_before_predicting(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    predicted = []
+    monkeypatch.setattr("fd3d.engine.trainer.from_pretrained", lambda *a: predicted.append(a))
+    cfg = load_config(None, ["MODEL.WEIGHTS", "any/model", "OUTPUT_DIR", str(blocker / "eval")])
+    with pytest.raises(ConfigError, match="OUTPUT_DIR .*a-file/eval.* is not writable"):
+        evaluate_only(cfg)
+    assert predicted == []  # nothing loaded or predicted
