@@ -31,7 +31,7 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "dev": ["pytest", "ruff"],
+        "dev": ["pytest", "ruff", "pytest-httpserver>=1.2"],
         # ONNX export and onnxruntime inference (fd3d.deploy); ml-dtypes 0.6 needs numpy 2
         "deploy": ["onnx", "onnxruntime", "onnxscript", "ml-dtypes<0.6"],
     },

@@ -33,7 +33,15 @@ from pathlib import Path
 
 import torch
 from fvcore.common.config import CfgNode
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, constants, snapshot_download
+from huggingface_hub import (
+    EvalResult,
+    HfApi,
+    ModelCard,
+    ModelCardData,
+    constants,
+    get_token,
+    snapshot_download,
+)
 from huggingface_hub import errors as hf_errors
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -53,6 +61,9 @@ METRIC_KEYS = ("NDS", "mAP", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 # Errors of huggingface_hub calls: connection and HTTP errors (httpx), OSError (RepositoryNotFound,
 # LocalEntryNotFound, OfflineModeIsEnabled, missing token...) and ValueError (HFValidationError).
 _HUB_FAILURES = (OSError, ValueError, hf_errors.HTTPError)
+# A failed LFS upload reaches the caller as RuntimeError("Error while uploading 'x' to the Hub.") with the
+# HTTP error as its __cause__; nothing else in an upload raises RuntimeError, so a push catches it too.
+_PUSH_FAILURES = (*_HUB_FAILURES, RuntimeError)
 _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MAX_LISTED = 10
 
@@ -318,16 +329,49 @@ def resolve_folder(repo_or_dir: str | os.PathLike, revision: str | None = None) 
 
 
 def _download_failure(repo_id: str, revision: str | None, error: Exception) -> str:
+    """What went wrong and what to do, by cause: a missing revision, a repository that is missing or
+    refused (private or gated), a partial cached copy, or the Hub out of reach (offline, network, 5xx)."""
     where = f"{repo_id!r} at revision {revision!r}" if revision else repr(repo_id)
+    if isinstance(error, hf_errors.RevisionNotFoundError):
+        return (
+            f"the Hub repo {repo_id!r} has no revision {revision or constants.DEFAULT_REVISION!r}: give a "
+            f"branch, a tag or a full commit sha of that repo ({_cause(error)})"
+        )
+    if isinstance(error, hf_errors.RepositoryNotFoundError) or _http_status(error) in (401, 403):
+        access = (
+            "the token in use may not read it"
+            if get_token()
+            else "no token was sent (set HF_TOKEN or run `hf auth login`)"
+        )
+        return (
+            f"could not get the model {where} from the Hugging Face Hub: the repo does not exist, or it is "
+            f"private or gated and {access} ({_cause(error)})"
+        )
+    if isinstance(error, hf_errors.IncompleteSnapshotError):
+        return (
+            f"could not get the model {where}: its cached copy is incomplete (an interrupted download) and "
+            "the Hub could not be reached to finish it; nothing was loaded. Retry once the Hub is reachable "
+            f"({_cause(error)})"
+        )
     offline = (
         " (HF_HUB_OFFLINE is set, so only the local cache was searched)" if constants.HF_HUB_OFFLINE else ""
     )
+    broken = (
+        " Nothing was loaded: a broken download leaves no partial file, so a retry starts it cleanly."
+        if isinstance(error, hf_errors.HTTPError)  # connection dropped or refused, timeout, 5xx
+        else ""
+    )
     rev = f" --revision {revision}" if revision else ""
     return (
-        f"could not get the model {where} from the Hugging Face Hub{offline}: {_cause(error)}. No local "
-        f"folder {repo_id!r} exists either. To use a local folder instead, download it where the Hub is "
-        f"reachable with `hf download {repo_id}{rev} --local-dir DIR` and pass DIR"
+        f"could not get the model {where} from the Hugging Face Hub{offline}: {_cause(error)}.{broken} No "
+        f"local folder {repo_id!r} exists either. To use a local folder instead, download it where the Hub "
+        f"is reachable with `hf download {repo_id}{rev} --local-dir DIR` and pass DIR"
     )
+
+
+def _http_status(error: BaseException) -> int | None:
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None)
 
 
 def _cause(error: BaseException) -> str:
@@ -467,9 +511,15 @@ def push_to_hub(
         commit = api.upload_folder(
             repo_id=repo_id, folder_path=path, commit_message=commit_message, revision=revision
         )
-    except _HUB_FAILURES as error:
+    except _PUSH_FAILURES as error:
         where = f"{repo_id!r} (branch {revision!r})" if revision else repr(repo_id)
+        cause = _cause(error)
+        if isinstance(error, RuntimeError) and error.__cause__ is not None:
+            cause += f" ({_cause(error.__cause__)})"
+        if _http_status(error) in (401, 403) or _http_status(error.__cause__) in (401, 403):
+            refused = "the Hub refused the token in use" if token or get_token() else "no token was sent"
+            cause += f"; {refused}: pass a write token (HF_TOKEN, `hf auth login` or --token)"
         raise HubError(
-            f"could not push to the Hub repo {where}: {_cause(error)}; the folder {path} is intact"
+            f"could not push to the Hub repo {where}: {cause}; the folder {path} is intact"
         ) from error
     return commit.commit_url

@@ -4,13 +4,15 @@
 DIR is a folder written by `fd3d.hub.save_pretrained` (the trainer writes one): config.json,
 model.safetensors and a README.md model card. Every file in DIR is uploaded. The repository is created
 if needed (private with --private), and so is the branch given with --revision. The token defaults to
-the one stored by `hf auth login` (or HF_TOKEN).
+the one stored by `hf auth login` (or HF_TOKEN). HF_ENDPOINT selects another Hub (a mirror, an
+Enterprise Hub, or the local Hub of the tests in tests/hub).
 
     python tools/push_to_hub.py --checkpoint work/apprentice --repo-id ORG/detr3d-cpu-fd3d
     python tools/push_to_hub.py --checkpoint DIR --repo-id ORG/NAME --private --revision experiments
 
-Load it back anywhere with `fd3d.hub.from_pretrained("ORG/NAME")`. On failure the error is printed and
-the exit status is 2; the folder is never modified.
+Load it back anywhere with `fd3d.hub.from_pretrained("ORG/NAME")`. On failure (no such folder, refused
+token, an upload or commit the Hub rejects, the network) the error is printed and the exit status is 2;
+the folder is never modified, so the same command can simply be run again.
 """
 
 from __future__ import annotations
