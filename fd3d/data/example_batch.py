@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fd3d.data.can_bus import can_bus_from_pose
 from fd3d.data.geometry import pose_matrix
 from fd3d.data.rig import CAMERA_MOUNTS, LIDAR_ROTATION_WXYZ, LIDAR_TRANSLATION
 
@@ -33,6 +34,7 @@ def example_batch(
     height, width = image_size
     generator = torch.Generator().manual_seed(seed)
     lidar2img = torch.from_numpy(rig_lidar2img(height, width)).float()
+    can_bus = torch.from_numpy(can_bus_from_pose(np.eye(4))).float()  # standing at the global origin
 
     def frame(prev_exists: bool) -> dict:
         images = torch.randint(
@@ -43,6 +45,7 @@ def example_batch(
             "lidar2img": lidar2img.expand(batch_size, -1, -1, -1).clone(),
             "curr2prev_lidar": torch.eye(4).expand(batch_size, -1, -1).clone(),
             "prev_exists": torch.full((batch_size,), prev_exists),
+            "can_bus": can_bus.expand(batch_size, -1).clone(),
             "gt_boxes": [torch.zeros(0, 9) for _ in range(batch_size)],
             "gt_labels": [torch.zeros(0, dtype=torch.long) for _ in range(batch_size)],
         }

@@ -21,6 +21,7 @@ from nuscenes.utils import splits
 from PIL import Image, UnidentifiedImageError
 from pyquaternion import Quaternion
 
+from fd3d.data.can_bus import can_bus_from_pose
 from fd3d.data.classes import DETECTION_CLASSES
 from fd3d.data.geometry import pose_matrix
 from fd3d.data.rig import CAMERA_NAMES, LIDAR_NAME
@@ -258,6 +259,7 @@ def decode_row(
         "ego2global": ego2global,
         "lidar2global": lidar2global,
         "curr2prev_lidar": np.linalg.inv(prev_lidar2global) @ lidar2global,
+        "can_bus": can_bus_from_pose(ego2global),  # official BEVFormer's ego-motion input (fd3d.data.can_bus)
         "gt_boxes": boxes[keep],
         "gt_labels": labels,
     }

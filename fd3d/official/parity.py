@@ -3,8 +3,10 @@
 The reference files (`../shared/fixtures/official/*_outputs.pt`, or what a user dumps from the official
 code) hold per frame `all_cls_scores` / `all_bbox_preds` (every decoder layer), `boxes_3d` (mmdet3d 0.17
 `LiDARInstance3DBoxes.tensor`: z at the bottom, yaw with heading (-sin yaw, -cos yaw)), its gravity
-centres, `scores_3d`, `labels_3d`, `img_feats` and, for BEV models, `bev_embed`. `to_official_frame`
-turns fd3d's outputs into exactly that, so either side can be compared by any program.
+centres, `scores_3d`, `labels_3d`, `img_feats` and, for BEV models, `bev_embed`; temporal models add
+`prev_bev_in` (the previous frame's `bev_embed` fed in) and `can_bus_used` (the CAN-bus vector after the
+official per-frame deltas). `to_official_frame` turns fd3d's outputs into exactly that, so either side can
+be compared by any program.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 import torch
 from torch import Tensor
 
+from fd3d.data.can_bus import relative_can_bus
 from fd3d.official.convert import COS, SIN
 
 FLOAT_OUTPUTS = (
@@ -23,6 +26,8 @@ FLOAT_OUTPUTS = (
     "boxes_3d_gravity_center",
     "scores_3d",
     "bev_embed",
+    "prev_bev_in",
+    "can_bus_used",
 )
 
 
@@ -55,9 +60,14 @@ def to_official_frame(
         "scores_3d": prediction["scores"],
         "labels_3d": prediction["labels"],
     }
-    if bev is not None:  # (1, C, H, W) -> (H * W, 1, C), row h * W + w as the official bev_embed
-        frame["bev_embed"] = bev[0].flatten(1).transpose(0, 1)[:, None]
+    if bev is not None:
+        frame["bev_embed"] = bev_embed(bev)
     return frame
+
+
+def bev_embed(bev: Tensor) -> Tensor:
+    """fd3d's BEV (1, C, H, W) -> the official `bev_embed` (H * W, 1, C), row h * W + w."""
+    return bev[0].flatten(1).transpose(0, 1)[:, None]
 
 
 def _angle_gap(a: Tensor, b: Tensor) -> Tensor:
@@ -73,14 +83,20 @@ def compare_frames(ours: dict, reference: dict) -> dict[str, float]:
         for level, (a, b) in enumerate(zip(ours["img_feats"], reference["img_feats"], strict=True)):
             differences[f"img_feats[{level}]"] = float((a - b.to(a)).abs().max())
     for key in FLOAT_OUTPUTS:
-        if key in reference and key in ours:
-            a, b = ours[key], reference[key].to(ours[key])
-            if a.shape != b.shape:
-                raise ValueError(f"{key}: fd3d {tuple(a.shape)} vs reference {tuple(b.shape)}")
-            if key == "boxes_3d":
-                differences["boxes_3d[yaw]"] = float(_angle_gap(a[:, 6], b[:, 6]).max()) if len(a) else 0.0
-                a, b = torch.cat([a[:, :6], a[:, 7:]], 1), torch.cat([b[:, :6], b[:, 7:]], 1)
-            differences[key] = float((a - b).abs().max()) if a.numel() else 0.0
+        a, b = ours.get(key), reference.get(key)
+        if a is None and b is None:  # absent, or None on both sides (prev_bev_in of a scene's first frame)
+            continue
+        if (a is None) != (b is None):
+            if key in ours and key in reference:  # one side had a history (or a BEV), the other not
+                differences[key] = math.inf
+            continue
+        b = b.to(a)
+        if a.shape != b.shape:
+            raise ValueError(f"{key}: fd3d {tuple(a.shape)} vs reference {tuple(b.shape)}")
+        if key == "boxes_3d":
+            differences["boxes_3d[yaw]"] = float(_angle_gap(a[:, 6], b[:, 6]).max()) if len(a) else 0.0
+            a, b = torch.cat([a[:, :6], a[:, 7:]], 1), torch.cat([b[:, :6], b[:, 7:]], 1)
+        differences[key] = float((a - b).abs().max()) if a.numel() else 0.0
     if "labels_3d" in reference:
         a, b = ours["labels_3d"], reference["labels_3d"]
         differences["labels_3d"] = float(len(a) != len(b) or (a != b.to(a)).sum())
@@ -110,15 +126,15 @@ def run_frames(model: torch.nn.Module, inputs: dict, from_raw: bool = False) -> 
     """The model on every frame of a reference inputs file, outputs in the official layout.
 
     `from_raw` feeds `img_raw` (per frame uint8 (Ncam, H, W, 3) BGR, before normalisation) through fd3d's
-    own preprocessing instead of the already normalised `img`.
+    own preprocessing instead of the already normalised `img`. A temporal model (`queue_length` > 0) runs
+    the official test protocol (BEVFormer's `forward_test`): frames in order, each frame's BEV kept as the
+    next one's `prev_bev` while `scene_token` stays the same, and the CAN-bus vector (`can_bus`, absolute)
+    turned into the change since that previous frame (`fd3d.data.can_bus.relative_can_bus`).
     """
-    if int(model.queue_length) > 0:
-        raise NotImplementedError(
-            f"{type(model).__name__} is temporal: running the official temporal semantics (CAN bus, previous "
-            "BEV kept within a scene) is not implemented in fd3d yet"
-        )
     if from_raw and "img_raw" not in inputs:
         raise KeyError("--from-raw needs `img_raw` in the inputs file")
+    temporal = int(model.queue_length) > 0
+    previous: dict | None = None  # the last frame's scene, BEV and CAN bus
     frames = []
     for index, meta in enumerate(inputs["img_metas"]):
         batch: dict = {"lidar2img": torch.as_tensor(meta["lidar2img"]).float()[None]}
@@ -127,10 +143,26 @@ def run_frames(model: torch.nn.Module, inputs: dict, from_raw: bool = False) -> 
             batch["images"] = raw.flip(-1).permute(0, 3, 1, 2)[None].contiguous()  # fd3d reads RGB
         else:
             batch["normalized_images"] = network_input(inputs["img"][index].float(), model.image_size)
+        if meta.get("can_bus") is not None:  # absolute; float64 so that deltas of global positions are exact
+            batch["can_bus"] = torch.as_tensor(meta["can_bus"], dtype=torch.float64).view(1, -1)
+        has_prev = temporal and previous is not None and previous["scene"] == meta.get("scene_token")
+        if has_prev:
+            batch.update(prev_bev=previous["bev"], prev_can_bus=previous["can_bus"])
+            batch["prev_exists"] = torch.ones(1, dtype=torch.bool)
         features = model.extract_features(batch)
         head = model.forward_head(features, batch)
         prediction = model.predict(head)[0]
-        frames.append(
-            to_official_frame(features.pv, head.cls_logits, head.box_code, prediction, features.bev)
-        )
+        frame = to_official_frame(features.pv, head.cls_logits, head.box_code, prediction, features.bev)
+        if temporal:
+            frame["prev_bev_in"] = bev_embed(previous["bev"]) if has_prev else None
+            if "can_bus" in batch:  # what the model saw: the change since the previous frame
+                prev_can_bus = previous["can_bus"] if has_prev else None
+                used = relative_can_bus(batch["can_bus"], prev_can_bus, torch.tensor([has_prev]))
+                frame["can_bus_used"] = used[0]
+            previous = {
+                "scene": meta.get("scene_token"),
+                "bev": features.bev,
+                "can_bus": batch.get("can_bus"),
+            }
+        frames.append(frame)
     return frames

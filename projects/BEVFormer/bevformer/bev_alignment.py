@@ -1,15 +1,25 @@
-"""Where the previous frame's BEV cells are now: warping it by the ego motion between the frames.
+"""Where the previous frame's BEV cells are now: bringing it onto the current frame's grid.
 
-Temporal self-attention compares a BEV cell with the same place in the world one frame earlier. We
-resample the previous BEV at the current cell centres mapped into the previous LiDAR frame (rotation
-and translation, bilinear), so static objects line up before attention looks for the moving ones.
+Temporal self-attention compares a BEV cell with the same place in the world one frame earlier. Two ways:
+
+* fd3d's `align_previous_bev` resamples the previous BEV at the current cell centres mapped into the
+  previous LiDAR frame (rotation and translation, bilinear), so static objects line up before attention
+  looks for the moving ones.
+* The official BEVFormer rotates the previous map (nearest) by the yaw change from the CAN bus about a
+  fixed pixel (`rotate_bev_nearest`, torchvision's `rotate` to the bit) and leaves the translation to the
+  attention: the previous queue's sampling points move by `can_bus_shift`.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from fd3d.data.can_bus import YAW_RAD
 
 BEVExtent = tuple[float, float, float, float]  # (x0, y0, x1, y1) metres in the LiDAR frame
 
@@ -38,3 +48,52 @@ def align_previous_bev(prev_bev: Tensor, curr2prev: Tensor, extent: BEVExtent) -
     size = in_prev.new_tensor([x1 - x0, y1 - y0])
     grid = (in_prev - lo) / size * 2.0 - 1.0
     return F.grid_sample(prev_bev, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def rotate_bev_nearest(bev: Tensor, angle_deg: Tensor, center: Sequence[float]) -> Tensor:
+    """bev (B, C, H, W) turned by `angle_deg` (B,) degrees about pixel `center` (x = column, y = row).
+
+    Exactly `torchvision.transforms.functional.rotate(bev[b], angle_deg[b], center=center)` with its
+    defaults (nearest, same size, zeros outside): output pixel p reads the input at R(a) (p - c) + c in
+    centred pixel coordinates, with R(a) = [[cos a, -sin a], [sin a, cos a]] (a positive angle turns the
+    picture counter-clockwise as displayed, rows pointing down). The operations and their float32 / float64
+    order are torchvision's, so nearest-pixel choices agree to the bit.
+    """
+    batch, _, height, width = bev.shape
+    center_x, center_y = float(center[0]) - width * 0.5, float(center[1]) - height * 0.5
+    # the inverse affine matrix torchvision builds for `rotate` (it rotates by -angle), in float64
+    radians = angle_deg.to(torch.float64).neg() * (math.pi / 180.0)
+    cos, sin = radians.cos(), radians.sin()
+    translate_x = (cos * -center_x + sin * -center_y) + center_x
+    translate_y = (-sin * -center_x + cos * -center_y) + center_y
+    theta = torch.stack([cos, sin, translate_x, -sin, cos, translate_y], -1).view(batch, 2, 3)
+    theta = theta.to(device=bev.device, dtype=bev.dtype)
+    xs = torch.arange(width, dtype=bev.dtype, device=bev.device) + (0.5 - width * 0.5)
+    ys = torch.arange(height, dtype=bev.dtype, device=bev.device) + (0.5 - height * 0.5)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    base = torch.stack([grid_x, grid_y, torch.ones_like(grid_x)], -1).view(1, height * width, 3)
+    half_size = torch.tensor([0.5 * width, 0.5 * height], dtype=bev.dtype, device=bev.device)
+    grid = base.expand(batch, -1, -1).bmm(theta.transpose(1, 2) / half_size)  # (B, H*W, 2) in [-1, 1]
+    return F.grid_sample(
+        bev, grid.view(batch, height, width, 2), mode="nearest", padding_mode="zeros", align_corners=False
+    )
+
+
+def can_bus_shift(can_bus: Tensor, extent: BEVExtent, bev_h: int, bev_w: int) -> Tensor:
+    """(B, 2) (x, y) ego displacement since the previous frame in units of the whole BEV extent.
+
+    `can_bus` (B, 18) is the relative vector (`fd3d.data.can_bus.relative_can_bus`): the global
+    translation [0:2] is turned into the current LiDAR frame with the absolute yaw [16]. Computed in
+    float64, in the official order of operations.
+    """
+    can_bus = can_bus.to(torch.float64)
+    delta_x, delta_y = can_bus[:, 0], can_bus[:, 1]
+    ego_angle = can_bus[:, YAW_RAD] / math.pi * 180
+    length = torch.sqrt(delta_x**2 + delta_y**2)
+    translation_angle = torch.atan2(delta_y, delta_x) / math.pi * 180
+    bev_angle = ego_angle - translation_angle
+    x0, y0, x1, y1 = extent
+    cell_h, cell_w = (y1 - y0) / bev_h, (x1 - x0) / bev_w
+    shift_y = length * torch.cos(bev_angle / 180 * math.pi) / cell_h / bev_h
+    shift_x = length * torch.sin(bev_angle / 180 * math.pi) / cell_w / bev_w
+    return torch.stack([shift_x, shift_y], -1)

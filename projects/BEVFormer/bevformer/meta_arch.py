@@ -9,6 +9,7 @@ import torch
 from fvcore.common.config import CfgNode
 from torch import Tensor, nn
 
+from fd3d.data.can_bus import relative_can_bus
 from fd3d.modeling.detector import Camera3DDetector
 from fd3d.modeling.detr_head import CrossAttention, DetectionTransformerHead
 from fd3d.modeling.outputs import CameraGeometry, DetectorFeatures, HeadOutputs
@@ -64,23 +65,51 @@ class BEVFormer(Camera3DDetector):
             lambda: BEVDeformableCrossAttention(head.EMBED_DIMS, head.NUM_HEADS, bev.DECODER_POINTS),
         )
 
+    def _relative_can_bus(self, frame: dict, prev_can_bus: Tensor | None, has_history: bool) -> Tensor | None:
+        """(B, 18) CAN-bus vector relative to the previous frame, or None when the encoder does not read it.
+
+        `frame["can_bus"]` is absolute (`fd3d.data.can_bus.can_bus_from_pose`); position and yaw become the
+        change since `prev_can_bus` where a previous BEV is used, else 0 (official `forward_test`).
+        """
+        if not self.encoder.needs_can_bus:
+            return None
+        if "can_bus" not in frame:
+            raise KeyError(
+                "this BEVFormer (USE_CAN_BUS or ALIGNMENT 'rotate_shift') needs batch['can_bus'] (B, 18)"
+            )
+        can_bus = frame["can_bus"]
+        has_prev = torch.zeros(can_bus.shape[0], dtype=torch.bool, device=can_bus.device)
+        if has_history:
+            if prev_can_bus is None:
+                raise KeyError("a previous BEV with CAN-bus input needs batch['prev_can_bus'] (B, 18)")
+            has_prev = frame["prev_exists"].view(-1).to(device=can_bus.device, dtype=torch.bool)
+        return relative_can_bus(can_bus, prev_can_bus, has_prev)
+
     def _encode_frame(
-        self, frame: dict, prev_bev: Tensor | None
+        self, frame: dict, prev_bev: Tensor | None, prev_can_bus: Tensor | None = None
     ) -> tuple[Tensor, list[Tensor], CameraGeometry]:
         pv, geometry = self.encode_images(frame)
-        bev = self.encoder(pv, geometry, prev_bev, frame["curr2prev_lidar"], frame["prev_exists"])
+        can_bus = self._relative_can_bus(frame, prev_can_bus, prev_bev is not None)
+        bev = self.encoder(
+            pv, geometry, prev_bev, frame.get("curr2prev_lidar"), frame.get("prev_exists"), can_bus
+        )
         return bev, pv, geometry
 
     def extract_features(self, batch: dict) -> DetectorFeatures:
-        prev_bev = None
+        """The current frame's features; the history comes from `batch["prev_bev"]` (streaming: the `bev`
+        returned for the previous frame (B, C, H, W), with `prev_exists` and, for CAN-bus models,
+        `prev_can_bus`, that frame's `can_bus`) or else by encoding `batch["queue"]` oldest first."""
+        prev_bev, prev_can_bus = None, None
         queue = batch.get("queue") or []
-        if "prev_bev" in batch:  # streaming: the caller carries the previous frame's BEV (B, C, H, W)
+        if "prev_bev" in batch:
             prev_bev = batch["prev_bev"].flatten(2).transpose(1, 2)
+            prev_can_bus = batch.get("prev_can_bus")
         elif self.queue_length and queue:
             with inference_mode_of(self):
                 for frame in queue[-self.queue_length :]:
-                    prev_bev = self._encode_frame(frame, prev_bev)[0]
-        bev, pv, geometry = self._encode_frame(batch, prev_bev)
+                    prev_bev = self._encode_frame(frame, prev_bev, prev_can_bus)[0]
+                    prev_can_bus = frame.get("can_bus")
+        bev, pv, geometry = self._encode_frame(batch, prev_bev, prev_can_bus)
         enc = self.encoder
         bev_map = bev.transpose(1, 2).reshape(bev.shape[0], -1, enc.bev_h, enc.bev_w)
         return DetectorFeatures(pv, self.pv_strides, geometry, bev=bev_map, bev_extent=enc.extent)

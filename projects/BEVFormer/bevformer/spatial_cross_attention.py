@@ -53,15 +53,15 @@ class SpatialCrossAttention(nn.Module):
     def forward(
         self,
         query: Tensor,
-        query_pos: Tensor,
+        query_pos: Tensor | None,
         value: Tensor,
         spatial_shapes: SpatialShapes,
         uv: Tensor,
         hit: Tensor,
     ) -> Tensor:
-        """query, query_pos (B, HW, C); value (B*Ncam, S, C) all levels flattened; spatial_shapes
-        (H_l, W_l) per level; uv (B, Ncam, HW, Z, 2) and hit (B, Ncam, HW, Z) from `project_pillars`.
-        Returns (B, HW, C)."""
+        """query, query_pos (B, HW, C) (query_pos None: offsets from the query alone, as officially);
+        value (B*Ncam, S, C) all levels flattened; spatial_shapes (H_l, W_l) per level; uv (B, Ncam, HW, Z, 2)
+        and hit (B, Ncam, HW, Z) from `project_pillars`. Returns (B, HW, C)."""
         batch, cams, cells, num_z = hit.shape
         dims, heads, levels, points = self.embed_dims, self.num_heads, self.num_levels, self.num_points
         hit_cells = hit.any(-1)  # (B, Ncam, HW)
@@ -73,7 +73,7 @@ class SpatialCrossAttention(nn.Module):
         index = torch.argsort(order_key, dim=-1)[..., :slots]
         valid = torch.arange(slots, device=hit.device).view(1, 1, slots) < counts[..., None]
 
-        q = (query + query_pos)[:, None].expand(batch, cams, cells, dims)
+        q = (query if query_pos is None else query + query_pos)[:, None].expand(batch, cams, cells, dims)
         q = torch.gather(q, 2, index[..., None].expand(-1, -1, -1, dims)).flatten(0, 1)  # (B*Ncam, N, C)
         ref = torch.gather(uv, 2, index[..., None, None].expand(-1, -1, -1, num_z, 2)).flatten(0, 1)
 

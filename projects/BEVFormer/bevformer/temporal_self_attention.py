@@ -17,7 +17,7 @@ from fd3d.ops.deform_attn import (
     pixel_normalizer,
 )
 
-QUEUE = 2  # (aligned previous BEV, current BEV queries)
+QUEUE = 2  # (aligned previous BEV, current BEV)
 
 
 class TemporalSelfAttention(nn.Module):
@@ -44,18 +44,21 @@ class TemporalSelfAttention(nn.Module):
         self,
         query: Tensor,
         query_pos: Tensor,
-        prev_bev: Tensor,
+        values: Tensor,
         reference_2d: Tensor,
         bev_shape: SpatialShapes,
     ) -> Tensor:
-        """query, query_pos, prev_bev (B, H*W, C); reference_2d (H*W, 2) in [0, 1]; bev_shape [(H, W)].
+        """query, query_pos (B, H*W, C); values (B, 2, H*W, C): the previous queue's map (the aligned
+        previous BEV) and the current queue's; reference_2d (B, 2, H*W, 2) (x, y) in [0, 1] where each
+        queue is sampled, or (H*W, 2) for both; bev_shape [(H, W)].
 
-        Returns (B, H*W, C) without residual.
+        Offsets and weights come from the previous queue's map next to query + query_pos. Returns
+        (B, H*W, C) without residual.
         """
         batch, cells, dims = query.shape
         heads, points = self.num_heads, self.num_points
-        fused = torch.cat([prev_bev, query + query_pos], -1)
-        value = self.value_proj(torch.stack([prev_bev, query], 1).flatten(0, 1))  # (B*2, HW, C)
+        fused = torch.cat([values[:, 0], query + query_pos], -1)
+        value = self.value_proj(values.flatten(0, 1))  # (B*2, HW, C), batch-major
         value = value.view(batch * QUEUE, cells, heads, dims // heads)
         # (B, HW, M, 2, P, 2) -> (B*2, HW, M, 1, P, 2): the queue becomes the batch
         offsets = self.sampling_offsets(fused).view(batch, cells, heads, QUEUE, points, 2)
@@ -63,6 +66,6 @@ class TemporalSelfAttention(nn.Module):
         weights = self.attention_weights(fused).view(batch, cells, heads, QUEUE, points).softmax(-1)
         weights = weights.permute(0, 3, 1, 2, 4).reshape(batch * QUEUE, cells, heads, 1, points)
         normalizer = pixel_normalizer(bev_shape, query).view(1, 1, 1, 1, 1, 2)
-        locations = reference_2d.view(1, cells, 1, 1, 1, 2) + offsets / normalizer
+        locations = reference_2d.reshape(-1, cells, 1, 1, 1, 2) + offsets / normalizer
         output = multi_scale_deformable_attention(value, bev_shape, locations, weights)
         return self.output_proj(output.view(batch, QUEUE, cells, dims).mean(1))
