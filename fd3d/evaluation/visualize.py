@@ -182,6 +182,28 @@ def plot_bev_activations(
     return _save(figure, path)
 
 
+def _camera_grid(images: np.ndarray) -> tuple[Figure, list[tuple[int, object]]]:
+    """A figure in the nuScenes camera layout (`PV_GRID`) with each image drawn and its camera as title;
+    returns it and the (camera index, axes) panels. `images` (Ncam, H, W, 3) in CAMERA_NAMES order."""
+    cams = len(CAMERA_NAMES)
+    if images.ndim != 4 or images.shape[0] != cams or images.shape[3] != 3:
+        raise ValueError(f"images must be ({cams}, H, W, 3), got shape {images.shape}")
+    height, width = images.shape[1:3]
+    rows, cols = len(PV_GRID), len(PV_GRID[0])
+    panel_w = PANEL_INCHES * 0.8
+    figure = Figure(figsize=(panel_w * cols, panel_w * height / width * rows + 0.8), layout="constrained")
+    axes = figure.subplots(rows, cols, squeeze=False)
+    panels = []
+    for r, row in enumerate(PV_GRID):
+        for c, camera in enumerate(row):
+            index, ax = CAMERA_NAMES.index(camera), axes[r, c]
+            ax.imshow(images[index])
+            ax.set_title(camera, fontsize=9)
+            ax.set_axis_off()
+            panels.append((index, ax))
+    return figure, panels
+
+
 def plot_pv_activations(
     images: np.ndarray, maps: np.ndarray, path: str | os.PathLike, title: str = ""
 ) -> Path:
@@ -192,29 +214,18 @@ def plot_pv_activations(
     """
     images, maps = np.asarray(images), np.asarray(maps)
     cams = len(CAMERA_NAMES)
-    if images.ndim != 4 or images.shape[0] != cams or images.shape[3] != 3:
-        raise ValueError(f"images must be ({cams}, H, W, 3), got shape {images.shape}")
     if maps.ndim != 3 or maps.shape[0] != cams:
         raise ValueError(f"maps must be ({cams}, h, w), got shape {maps.shape}")
+    figure, panels = _camera_grid(images)
     height, width = images.shape[1:3]
-    rows, cols = len(PV_GRID), len(PV_GRID[0])
-    panel_w = PANEL_INCHES * 0.8
-    figure = Figure(figsize=(panel_w * cols, panel_w * height / width * rows + 0.8), layout="constrained")
-    axes = figure.subplots(rows, cols, squeeze=False)
-    for r, row in enumerate(PV_GRID):
-        for c, camera in enumerate(row):
-            index = CAMERA_NAMES.index(camera)
-            ax = axes[r, c]
-            ax.imshow(images[index])
-            ax.imshow(
-                upsample_map(maps[index], (height, width)),
-                cmap=ACTIVATION_CMAP,
-                vmin=0.0,
-                vmax=1.0,
-                alpha=PV_ALPHA,
-            )
-            ax.set_title(camera, fontsize=9)
-            ax.set_axis_off()
+    for index, ax in panels:
+        ax.imshow(
+            upsample_map(maps[index], (height, width)),
+            cmap=ACTIVATION_CMAP,
+            vmin=0.0,
+            vmax=1.0,
+            alpha=PV_ALPHA,
+        )
     if title:
         figure.suptitle(title)
     return _save(figure, path)
@@ -329,34 +340,24 @@ def plot_boxes_cameras(
     """
     images, lidar2img = np.asarray(images), np.asarray(lidar2img, dtype=np.float64)
     cams = len(CAMERA_NAMES)
-    if images.ndim != 4 or images.shape[0] != cams or images.shape[3] != 3:
-        raise ValueError(f"images must be ({cams}, H, W, 3), got shape {images.shape}")
     if lidar2img.shape != (cams, 4, 4):
         raise ValueError(f"lidar2img must be ({cams}, 4, 4), got shape {lidar2img.shape}")
     boxes, scores, labels = (np.asarray(a) for a in prediction)
     kept = scores >= score_threshold
     boxes, scores, labels = boxes[kept], scores[kept], labels[kept]
     to_corners = [(np.asarray(gt_boxes, dtype=np.float64), GT_COLOR, None), (boxes, PRED_COLOR, labels)]
+    figure, panels = _camera_grid(images)
     height, width = images.shape[1:3]
-    rows, cols = len(PV_GRID), len(PV_GRID[0])
-    panel_w = PANEL_INCHES * 0.8
-    figure = Figure(figsize=(panel_w * cols, panel_w * height / width * rows + 0.8), layout="constrained")
-    axes = figure.subplots(rows, cols, squeeze=False)
-    for r, row in enumerate(PV_GRID):
-        for c, camera in enumerate(row):
-            index, ax = CAMERA_NAMES.index(camera), axes[r, c]
-            ax.imshow(images[index])
-            for box_set, color, box_labels in to_corners:
-                for k, box in enumerate(box_set):
-                    corners = geometry.box_corners(box[:3], box[3:6], float(box[6]))
-                    top = _draw_box_on_image(ax, corners, lidar2img[index], (height, width), color)
-                    if top is not None and box_labels is not None:
-                        label = f"{classes[int(box_labels[k])]} {scores[k]:.2f}"
-                        ax.text(*top, label, color="white", fontsize=6, clip_on=True, bbox=LABEL_BOX)
-            ax.set_xlim(0, width)
-            ax.set_ylim(height, 0)
-            ax.set_title(camera, fontsize=9)
-            ax.set_axis_off()
+    for index, ax in panels:
+        for box_set, color, box_labels in to_corners:
+            for k, box in enumerate(box_set):
+                corners = geometry.box_corners(box[:3], box[3:6], float(box[6]))
+                top = _draw_box_on_image(ax, corners, lidar2img[index], (height, width), color)
+                if top is not None and box_labels is not None:
+                    label = f"{classes[int(box_labels[k])]} {scores[k]:.2f}"
+                    ax.text(*top, label, color="white", fontsize=6, clip_on=True, bbox=LABEL_BOX)
+        ax.set_xlim(0, width)
+        ax.set_ylim(height, 0)
     caption = f"green: ground truth, blue: predictions with score >= {score_threshold:g} ({len(boxes)})"
     figure.suptitle(f"{title}\n{caption}" if title else caption, fontsize=10)
     return _save(figure, path)

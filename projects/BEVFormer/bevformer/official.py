@@ -24,21 +24,17 @@ import re
 from fvcore.common.config import CfgNode
 from torch import Tensor
 
-from fd3d.official.convert import OFFICIAL_MODEL_REGISTRY, OfficialModel, yaw_code_to_nuscenes
+from fd3d.official.convert import OFFICIAL_MODEL_REGISTRY, OfficialModel
+from fd3d.official.detr_head import HEAD, map_head_entry, read_head, read_nms_free_coder
 from fd3d.official.mmcv_config import OfficialConfigError
 from fd3d.official.options import OptionReader
 from fd3d.official.resnet_fpn import backbone_config, neck_config, rename_trunk_and_neck
 
 LAYER_ORDER = ("self_attn", "norm", "cross_attn", "norm", "ffn", "norm")
 RELU = ({"type": "ReLU", "inplace": True}, {"type": "ReLU"})
-# options that do not change the test-mode forward (losses, assignment, initialisation, memory)
-HEAD_TRAINING_ONLY = (
-    "loss_cls", "loss_bbox", "loss_iou", "sync_cls_avg_factor", "train_cfg", "test_cfg", "bg_cls_weight",
-    "init_cfg", "num_cls_fcs", "code_weights",
-)  # fmt: skip
+# attention options that do not change the test-mode forward (dropout, memory, initialisation)
 ATTENTION_TRAINING_ONLY = ("dropout", "im2col_step", "batch_first", "norm_cfg", "init_cfg")
 OFFICIAL_DEFAULT_QUEUE_LENGTH = 4  # CustomNuScenesDataset: the current frame and 3 previous ones
-HEAD = "pts_bbox_head"
 TRANSFORMER = f"{HEAD}.transformer"
 # official parameter -> fd3d parameter, one to one
 RENAMED = {
@@ -147,21 +143,9 @@ class BEVFormer(OfficialModel):  # named as the official model.type: the registr
     def _read_head(self, head: OptionReader, cfg: CfgNode) -> None:
         fd3d_head, bev = cfg.MODEL.HEAD, cfg.MODEL.BEVFORMER
         head.require("type", "BEVFormerHead")
-        head.require("num_classes", 10)
-        head.require("with_box_refine", True)
-        head.require("as_two_stage", False, False)
-        head.require("code_size", 10, 10)
-        head.require("in_channels", cfg.MODEL.FPN.OUT_CHANNELS)
-        fd3d_head.NUM_QUERIES = int(head.get("num_query", 100))
-        fd3d_head.CLS_HIDDEN_LAYERS = int(head.get("num_reg_fcs", 2))
-        if fd3d_head.CLS_HIDDEN_LAYERS != 2:
-            raise OfficialConfigError(
-                "model.pts_bbox_head.num_reg_fcs must be 2: fd3d's box branch has 2 hidden layers"
-            )
-        fd3d_head.REFERENCE_POINTS = "query_pos"
+        read_head(head, cfg)
         bev.BEV_H, bev.BEV_W = int(head.get("bev_h", 30)), int(head.get("bev_w", 30))
-        head.ignore(*HEAD_TRAINING_ONLY)
-        pc_range = self._read_coder(head.child("bbox_coder"), cfg)
+        pc_range = read_nms_free_coder(head.child("bbox_coder"), cfg)
         self._read_transformer(head.child("transformer"), cfg, pc_range)
         dims = fd3d_head.EMBED_DIMS
         encoding = head.child("positional_encoding")
@@ -171,26 +155,7 @@ class BEVFormer(OfficialModel):  # named as the official model.type: the registr
         encoding.require("col_num_embed", bev.BEV_W, 50)
         encoding.ignore("init_cfg")
         encoding.done()
-        loss_cls = head.get("loss_cls", {})
-        if loss_cls:
-            fd3d_head.CLS_WEIGHT = float(loss_cls.get("loss_weight", fd3d_head.CLS_WEIGHT))
-            fd3d_head.FOCAL_ALPHA = float(loss_cls.get("alpha", fd3d_head.FOCAL_ALPHA))
-            fd3d_head.FOCAL_GAMMA = float(loss_cls.get("gamma", fd3d_head.FOCAL_GAMMA))
-        fd3d_head.BOX_WEIGHT = float(head.get("loss_bbox", {}).get("loss_weight", fd3d_head.BOX_WEIGHT))
         head.done()
-
-    @staticmethod
-    def _read_coder(coder: OptionReader, cfg: CfgNode) -> list[float]:
-        coder.require("type", "NMSFreeCoder")
-        coder.require("score_threshold", None, None)
-        coder.require("num_classes", 10, 10)
-        pc_range = [float(v) for v in coder.get("pc_range")]
-        cfg.MODEL.POINT_CLOUD_RANGE = pc_range
-        cfg.MODEL.HEAD.POST_CENTER_RANGE = [float(v) for v in coder.get("post_center_range")]
-        cfg.MODEL.HEAD.MAX_DETECTIONS = int(coder.get("max_num", 100))
-        coder.ignore("voxel_size")
-        coder.done()
-        return pc_range
 
     def _read_transformer(self, transformer: OptionReader, cfg: CfgNode, pc_range: list[float]) -> None:
         bev = cfg.MODEL.BEVFORMER
@@ -307,14 +272,8 @@ class BEVFormer(OfficialModel):  # named as the official model.type: the registr
             target = RENAMED.get(key)
             if key == f"{TRANSFORMER}.level_embeds":  # (num_feature_levels, C): the rows of the used levels
                 value = value[: cfg.MODEL.FPN.NUM_OUTS]
-            if key == f"{HEAD}.query_embedding.weight":  # (Q, 2C): positional query, then content
-                mapped["head.query_pos.weight"], mapped["head.query_content.weight"] = (
-                    value[:, :dims],
-                    value[:, dims:],
-                )
+            if map_head_entry(key, value, dims, mapped):
                 used.add(key)
-            elif key == f"{HEAD}.code_weights":
-                used.add(key)  # a loss weighting (MODEL.HEAD.CODE_WEIGHTS), not a parameter
             elif match := re.fullmatch(rf"{TRANSFORMER}\.can_bus_mlp\.(.+)", key):
                 if cfg.MODEL.BEVFORMER.USE_CAN_BUS:
                     target = f"encoder.can_bus_mlp.{match[1]}"
@@ -324,12 +283,6 @@ class BEVFormer(OfficialModel):  # named as the official model.type: the registr
                 target = _layer_target(f"encoder.layers.{match[1]}", match[2], ENCODER_LAYER_PARTS)
             elif match := re.fullmatch(rf"{TRANSFORMER}\.decoder\.layers\.(\d+)\.(.+)", key):
                 target = _layer_target(f"head.layers.{match[1]}", match[2], DECODER_LAYER_PARTS)
-            elif match := re.fullmatch(rf"{HEAD}\.cls_branches\.(\d+)\.(.+)", key):
-                target = f"head.cls_branches.{match[1]}.{match[2]}"
-            elif match := re.fullmatch(rf"{HEAD}\.reg_branches\.(\d+)\.(\d+)\.(weight|bias)", key):
-                target = f"head.box_branches.{match[1]}.{match[2]}.{match[3]}"
-                if int(match[2]) == 4:  # the last layer: its (sin, cos) rows become fd3d's yaw
-                    value = yaw_code_to_nuscenes(value)
             if target is not None:
                 mapped[target] = value
                 used.add(key)

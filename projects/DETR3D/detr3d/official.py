@@ -20,18 +20,13 @@ import re
 from fvcore.common.config import CfgNode
 from torch import Tensor
 
-from fd3d.official.convert import OFFICIAL_MODEL_REGISTRY, OfficialModel, yaw_code_to_nuscenes
+from fd3d.official.convert import OFFICIAL_MODEL_REGISTRY, OfficialModel
+from fd3d.official.detr_head import map_head_entry, read_head, read_nms_free_coder
 from fd3d.official.mmcv_config import OfficialConfigError
 from fd3d.official.options import OptionReader
 from fd3d.official.resnet_fpn import backbone_config, neck_config, rename_trunk_and_neck
 
 DECODER_ORDER = ("self_attn", "norm", "cross_attn", "norm", "ffn", "norm")
-# Head options that do not change the test-mode forward (losses, assignment, training-only settings).
-HEAD_TRAINING_ONLY = (
-    "loss_cls", "loss_bbox", "loss_iou", "sync_cls_avg_factor", "train_cfg", "test_cfg", "bg_cls_weight",
-    "positional_encoding",  # built by the official head but never used in its forward
-    "init_cfg",
-)  # fmt: skip
 LAYER_PREFIX = "pts_bbox_head.transformer.decoder.layers"
 # official decoder-layer sub-module names -> fd3d's DecoderLayer names
 LAYER_PARTS = (
@@ -99,30 +94,10 @@ class Detr3D(OfficialModel):  # named as the official model.type: the registry k
         neck_config(model.get("img_neck"), cfg, stage_channels, out_indices)
         head = model.child("pts_bbox_head")
         head.require("type", "Detr3DHead")
-        head.require("num_classes", 10)
-        head.require("with_box_refine", True)
-        head.require("as_two_stage", False, False)
-        head.require("code_size", 10, 10)
-        head.require("in_channels", cfg.MODEL.FPN.OUT_CHANNELS)
+        read_head(head, cfg)
+        head.ignore("positional_encoding")  # built by the official head but never used in its forward
         fd3d_head = cfg.MODEL.HEAD
-        fd3d_head.NUM_QUERIES = int(head.get("num_query"))
-        fd3d_head.CLS_HIDDEN_LAYERS = int(head.get("num_reg_fcs", 2))
-        if fd3d_head.CLS_HIDDEN_LAYERS != 2:
-            raise OfficialConfigError(
-                "model.pts_bbox_head.num_reg_fcs must be 2: fd3d's box branch has 2 hidden layers"
-            )
-        fd3d_head.REFERENCE_POINTS = "query_pos"
-        head.ignore("num_cls_fcs", "code_weights", *HEAD_TRAINING_ONLY)
-        coder = head.child("bbox_coder")
-        coder.require("type", "NMSFreeCoder")
-        coder.require("score_threshold", None, None)
-        coder.require("num_classes", 10, 10)
-        pc_range = [float(v) for v in coder.get("pc_range")]
-        cfg.MODEL.POINT_CLOUD_RANGE = pc_range
-        fd3d_head.POST_CENTER_RANGE = [float(v) for v in coder.get("post_center_range")]
-        fd3d_head.MAX_DETECTIONS = int(coder.get("max_num", 100))
-        coder.ignore("voxel_size")
-        coder.done()
+        pc_range = read_nms_free_coder(head.child("bbox_coder"), cfg)
         transformer = head.child("transformer")
         transformer.require("type", "Detr3DTransformer")
         transformer.ignore("init_cfg", "num_feature_levels", "num_cams", "two_stage_num_proposals")
@@ -135,26 +110,15 @@ class Detr3D(OfficialModel):  # named as the official model.type: the registry k
         decoder.ignore("init_cfg")
         decoder.done()
         transformer.done()
-        loss_cls = head.get("loss_cls", {})
-        if loss_cls:
-            fd3d_head.CLS_WEIGHT = float(loss_cls.get("loss_weight", fd3d_head.CLS_WEIGHT))
-            fd3d_head.FOCAL_ALPHA = float(loss_cls.get("alpha", fd3d_head.FOCAL_ALPHA))
-            fd3d_head.FOCAL_GAMMA = float(loss_cls.get("gamma", fd3d_head.FOCAL_GAMMA))
-        fd3d_head.BOX_WEIGHT = float(head.get("loss_bbox", {}).get("loss_weight", fd3d_head.BOX_WEIGHT))
         head.done()
         model.done()
 
     def convert_weights(self, state: dict[str, Tensor], cfg: CfgNode) -> tuple[dict[str, Tensor], set[str]]:
         mapped = rename_trunk_and_neck(state, len(cfg.MODEL.BACKBONE.OUT_STAGES))
         used = {key for key in state if key.startswith(("img_backbone.", "img_neck."))}
-        dims = cfg.MODEL.HEAD.EMBED_DIMS
         for key, value in state.items():
             target = None
-            if key == "pts_bbox_head.query_embedding.weight":
-                mapped["head.query_pos.weight"], mapped["head.query_content.weight"] = (
-                    value[:, :dims],
-                    value[:, dims:],
-                )
+            if map_head_entry(key, value, cfg.MODEL.HEAD.EMBED_DIMS, mapped):
                 used.add(key)
             elif match := re.fullmatch(r"pts_bbox_head\.transformer\.reference_points\.(weight|bias)", key):
                 target = f"head.reference_points.{match[1]}"
@@ -163,14 +127,6 @@ class Detr3D(OfficialModel):  # named as the official model.type: the registry k
                     if match[2].startswith(official):
                         target = f"head.layers.{match[1]}.{fd3d}{match[2].removeprefix(official)}"
                         break
-            elif match := re.fullmatch(r"pts_bbox_head\.cls_branches\.(\d+)\.(.+)", key):
-                target = f"head.cls_branches.{match[1]}.{match[2]}"
-            elif match := re.fullmatch(r"pts_bbox_head\.reg_branches\.(\d+)\.(\d+)\.(weight|bias)", key):
-                target = f"head.box_branches.{match[1]}.{match[2]}.{match[3]}"
-                if int(match[2]) == 4:  # the last layer: its (sin, cos) rows become fd3d's yaw
-                    value = yaw_code_to_nuscenes(value)
-            elif key == "pts_bbox_head.code_weights":
-                used.add(key)  # a loss weighting (MODEL.HEAD.CODE_WEIGHTS), not a parameter
             if target is not None:
                 mapped[target] = value
                 used.add(key)
