@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
+from fd3d.atomic import write_atomically
 from fd3d.hub import HubError, from_pretrained
 from fd3d.official.parity import compare_frames, run_frames
 
@@ -57,10 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.dump:
-        Path(args.dump).parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(f"{args.dump}.partial")
-        torch.save({"frames": frames}, partial)
-        partial.replace(args.dump)
+        write_atomically(args.dump, lambda partial: torch.save({"frames": frames}, partial))
         print(f"wrote {args.dump}")
     if not args.reference:
         return 0

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from fd3d.atomic import write_text_atomically
 from fd3d.config import config_overlay, load_config
 from fd3d.official import ConversionError, OfficialConfigError, convert_checkpoint
 from fd3d.official.convert import fd3d_config_of_official
@@ -84,10 +85,7 @@ def write_overlay(official_config: str, image_size, skip: bool, path: str) -> li
     target = Path(path)
     base = os.path.relpath(base_file, target.parent.resolve())  # _BASE_ resolves relative to the file
     body = yaml.safe_dump({"_BASE_": base, **overlay}, sort_keys=False)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(header + body)
-    partial.replace(target)
+    write_text_atomically(target, header + body)
     return notes
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from fd3d.atomic import write_text_atomically
 from fd3d.config import load_config
 from fd3d.data.synthetic import SyntheticConfig, generate
 from fd3d.engine.diagnose import train_and_measure
@@ -150,9 +151,7 @@ def calibrate(method: str, out: Path, overrides: list[str], steps: int) -> dict:
 
 
 def atomic_json(path: Path, content: dict) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(content, indent=2))
-    temporary.replace(path)
+    write_text_atomically(path, json.dumps(content, indent=2))
 
 
 def warm_study(

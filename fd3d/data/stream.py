@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import datasets
 import numpy as np
@@ -29,7 +29,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from fd3d.data.classes import DETECTION_CLASSES
 from fd3d.data.dataset import history_tokens, to_tensors
-from fd3d.data.hf import SAMPLE_FEATURES
+from fd3d.data.hf import SAMPLE_FEATURES, shard_files
 from fd3d.data.nuscenes import decode_row
 
 HUB_PREFIX = "hf://datasets/"
@@ -41,17 +41,15 @@ def shard_files_of(source: str, split: str, revision: str | None = None) -> list
     `source` is a local export folder or a Hub dataset repo id (`org/name`, read through `hf://`).
     """
     if os.path.isdir(source):
-        files = [str(path) for path in (Path(source) / "data" / split).glob("*.parquet")]
-        where = f"{Path(source) / 'data' / split}"
+        files = shard_files(source, split)
     else:
         from huggingface_hub import HfFileSystem
 
         at = f"@{revision}" if revision else ""
         root = f"{HUB_PREFIX}{source}{at}/data/{split}"
         files = [f"hf://{path}" for path in HfFileSystem().glob(f"{root}/*.parquet")]
-        where = root
-    if not files:
-        raise FileNotFoundError(f"no Parquet shards for split {split!r} under {where}")
+        if not files:
+            raise FileNotFoundError(f"no Parquet shards for split {split!r} under {root}")
     order = {name: i for i, name in enumerate(splits.create_splits_scenes().get(split, []))}
     return sorted(files, key=lambda f: (order.get(PurePosixPath(f).stem, len(order)), PurePosixPath(f).stem))
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fd3d.atomic import write_atomically
 from fd3d.deploy.graph import DETECTION_OUTPUTS, FRAME_INPUTS, InferenceGraph, signature
 from fd3d.modeling.backbone import ModulatedDeformConv2d
 
@@ -62,9 +63,6 @@ def export_onnx(
     check_exportable(detector)
     graph = InferenceGraph(detector)
     names, inputs = signature(detector, example)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
     start = time.perf_counter()
     with warnings.catch_warnings():
         # torch.export's notes about the deprecated TorchScript exporter and unused state are not ours
@@ -82,11 +80,7 @@ def export_onnx(
     program.model.metadata_props[METADATA_KEY] = json.dumps(
         {"inputs": names.input_names, "outputs": names.output_names, "bev_shape": names.bev_shape}
     )
-    try:
-        program.save(str(partial))
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)  # a failed save leaves nothing behind
+    target = write_atomically(path, lambda partial: program.save(str(partial)))
     return ExportResult(target, time.perf_counter() - start, names.input_names, names.output_names, opset)
 
 
