@@ -10,7 +10,16 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["fd3d", "fd3d.*", "projects", "projects.*"]),
+    # The detector plug-ins live in the top-level `projects/` folder and install as `fd3d_projects`: a
+    # top-level package named `projects` would be too generic a name for site-packages. Nothing imports
+    # the bare name `projects` (tests/test_packaging.py), so no plug-in is ever imported, and registered,
+    # twice under two names.
+    packages=[
+        *find_packages(include=["fd3d", "fd3d.*"]),
+        "fd3d_projects",
+        *(f"fd3d_projects.{name}" for name in find_packages("projects")),
+    ],
+    package_dir={"fd3d_projects": "projects"},
     install_requires=[
         "torch>=2.4",
         "torchvision",
@@ -38,8 +47,8 @@ setup(
     # Detector plug-ins: importing one registers its meta-architecture and config section.
     entry_points={
         "fd3d.projects": [
-            "BEVFormer = projects.BEVFormer.bevformer",
-            "DETR3D = projects.DETR3D.detr3d",
+            "BEVFormer = fd3d_projects.BEVFormer.bevformer",
+            "DETR3D = fd3d_projects.DETR3D.detr3d",
         ]
     },
 )

@@ -17,7 +17,8 @@ from huggingface_hub import ModelCard, constants
 from huggingface_hub import errors as hf_errors
 from safetensors.torch import load_file, save_file
 
-import fd3d.hub
+import fd3d.hub.remote
+import fd3d.hub.weights
 from fd3d.config import load_config
 from fd3d.data.example_batch import example_batch
 from fd3d.hub import (
@@ -33,14 +34,14 @@ from fd3d.hub import (
 )
 from fd3d.modeling import build_model
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PROJECTS = Path(__file__).resolve().parents[1] / "projects"  # detector configs: <Name>/configs/
 METRICS = {"NDS": 0.41236, "mAP": 0.3125, "mATE": 0.7, "mASE": 0.28, "mAOE": 0.55, "mAVE": 1.25, "mAAE": 0.2}
 EXPERT = "some-org/detr3d-cpu-expert"
 
 
 @pytest.fixture(scope="module")
 def cfg():
-    return load_config(CONFIGS / "DETR3D/cpu_apprentice.yaml")
+    return load_config(PROJECTS / "DETR3D/configs/cpu_apprentice.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,7 @@ def test_crash_mid_write_keeps_the_previous_folder(model, cfg, copy_of_saved, mo
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(fd3d.hub, "save_file", disk_full)
+    monkeypatch.setattr(fd3d.hub.weights, "serialize", disk_full)
     with pytest.raises(OSError, match="No space left"):
         save_pretrained(model, cfg, copy_of_saved, metrics=METRICS)
     assert _snapshot(copy_of_saved) == before
@@ -180,6 +181,17 @@ def test_saved_folder_has_ordinary_permissions(saved):
     reference = saved.parent / "reference"
     reference.mkdir()
     assert stat.S_IMODE(saved.stat().st_mode) == stat.S_IMODE(reference.stat().st_mode)
+
+
+def test_saved_files_have_the_umask_permissions(model, cfg, tmp_path):
+    """Every file, model.safetensors included, gets the mode a plain open gives under the umask."""
+    previous = os.umask(0o027)
+    try:
+        folder = save_pretrained(model, cfg, tmp_path / "model")
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()}
+    assert modes == {name: 0o640 for name in (CONFIG_NAME, WEIGHTS_NAME, "README.md")}  # 0o666 & ~0o027
 
 
 def test_refuses_to_replace_a_folder_that_is_not_a_model(model, cfg, tmp_path):
@@ -239,14 +251,14 @@ def test_invalid_json_names_the_file(copy_of_saved):
     "location", ["./no-such-model", "/no/such/model", "~/no-such-fd3d-model", "a/b/c", "a\\b"]
 )
 def test_missing_local_path_is_not_found_without_the_network(location, no_hub, monkeypatch):
-    monkeypatch.setattr(fd3d.hub, "snapshot_download", pytest.fail)  # never reached
+    monkeypatch.setattr(fd3d.hub.remote, "snapshot_download", pytest.fail)  # never reached
     with pytest.raises(HubError, match="model folder not found"):
         from_pretrained(location)
 
 
 def test_path_object_is_always_local(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(fd3d.hub, "snapshot_download", pytest.fail)
+    monkeypatch.setattr(fd3d.hub.remote, "snapshot_download", pytest.fail)
     with pytest.raises(HubError, match="model folder not found"):
         resolve_folder(Path("some-org/some-model"))
 

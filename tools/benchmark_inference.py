@@ -3,9 +3,11 @@
 
 Random weights and rig geometry, no dataset needed; the backbone's pretrained weights are not loaded.
 
-    python tools/benchmark_inference.py --config-file configs/BEVFormer/cpu_expert.yaml \\
-        --config-file configs/BEVFormer/cpu_apprentice.yaml --json speed.json
-    python tools/benchmark_inference.py --onnx --config-file configs/DETR3D/cpu_apprentice.yaml
+    python tools/benchmark_inference.py --config-file projects/BEVFormer/configs/cpu_expert.yaml \\
+        --config-file projects/BEVFormer/configs/cpu_apprentice.yaml --json speed.json
+    python tools/benchmark_inference.py --onnx --config-file projects/DETR3D/configs/cpu_apprentice.yaml
+
+Every --config-file is a config of its own, timed and compared with the first.
 
 With --onnx each model is also exported (fd3d.deploy) and the deployable one-frame graph is timed in
 PyTorch eager and in onnxruntime on the same inputs (for BEVFormer the previous BEV is an input, as when

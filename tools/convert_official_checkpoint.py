@@ -4,7 +4,7 @@
     python tools/convert_official_checkpoint.py --checkpoint detr3d_resnet101.pth \\
         --official-config detr3d/projects/configs/detr3d/detr3d_res101_gridmask.py --out work/detr3d_r101
     python tools/convert_official_checkpoint.py --checkpoint detr3d_resnet101.pth \\
-        --config-file configs/DETR3D/official_r101_dcn.yaml --out work/detr3d_r101
+        --config-file projects/DETR3D/configs/official_r101_dcn.yaml --out work/detr3d_r101
 
 The architecture comes from the official config, read as plain Python (its `_base_` files resolved next
 to it; no mmcv needed), or from an fd3d config shipped for a released checkpoint. Every official option is
@@ -15,7 +15,8 @@ left unfilled and shape mismatches, and then writes nothing. The output is a Hub
 `fd3d.hub.from_pretrained`, `MODEL.WEIGHTS` and `DISTILL.EXPERT.WEIGHTS` take.
 
 --write-config FILE writes the fd3d config of an official config as a YAML overlay of the detector's
-base config (how configs/DETR3D/official_r101_dcn.yaml was made); --checkpoint is then optional.
+base config, projects/<Name>/configs/Base-<Name>.yaml (how projects/DETR3D/configs/official_r101_dcn.yaml
+was made); --checkpoint is then optional.
 Exit status 2 on a config or checkpoint that cannot be converted, with the reason.
 """
 
@@ -33,7 +34,7 @@ from fd3d.config import config_overlay, load_config
 from fd3d.official import ConversionError, OfficialConfigError, convert_checkpoint
 from fd3d.official.convert import fd3d_config_of_official
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PROJECTS = Path(__file__).resolve().parents[1] / "projects"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,7 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--official-config", help="the official mmcv config .py the checkpoint was trained with"
     )
     source.add_argument(
-        "--config-file", help="an fd3d config of the architecture (configs/*/official_*.yaml)"
+        "--config-file",
+        action="append",
+        help="fd3d config of the architecture (projects/*/configs/official_*.yaml); repeat to merge overlays",
     )
     parser.add_argument("--out", help="model folder to write (replaced if it is an fd3d model folder)")
     parser.add_argument(
@@ -75,7 +78,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def write_overlay(official_config: str, image_size, skip: bool, path: str) -> list[str]:
     cfg, notes = fd3d_config_of_official(official_config, image_size, skip)
-    base_file = CONFIGS / f"Base-{cfg.MODEL.META_ARCHITECTURE}.yaml"
+    architecture = cfg.MODEL.META_ARCHITECTURE
+    base_file = PROJECTS / architecture / "configs" / f"Base-{architecture}.yaml"
     overlay = config_overlay(cfg, load_config(base_file))
     header = (
         f"# {cfg.MODEL.META_ARCHITECTURE} as in the official {Path(official_config).name}, written by\n"

@@ -5,9 +5,11 @@ Each config is counted at its own input resolution on one sample of 6 cameras wi
 geometry; no dataset and no weights are needed (the backbone's pretrained weights are not loaded,
 FLOPs do not depend on them). Full-resolution configs take minutes and several GB of memory on a CPU.
 
-    python tools/count_flops.py --config-file configs/BEVFormer/tiny.yaml --json tiny_flops.json
-    python tools/count_flops.py --config-file configs/BEVFormer/base_star.yaml \\
-        --config-file configs/BEVFormer/tiny.yaml
+    python tools/count_flops.py --config-file projects/BEVFormer/configs/tiny.yaml --json tiny_flops.json
+    python tools/count_flops.py --config-file projects/BEVFormer/configs/base_star.yaml \\
+        --config-file projects/BEVFormer/configs/tiny.yaml
+
+Every --config-file is a config of its own, counted and compared.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from fd3d.config.cli import add_config_arguments, configs_from_args
 from fd3d.evaluation.complexity import count_flops
 from fd3d.modeling.registry import build_model
 
-CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
-# Table 2 of the FD3D paper (GFLOPs), keyed by config path under configs/.
+PROJECTS = Path(__file__).resolve().parents[1] / "projects"
+# Table 2 of the FD3D paper (GFLOPs), keyed by <project>/<config> (projects/<project>/configs/<config>).
 PAPER_GFLOPS = {
     "BEVFormer/base_star.yaml": 1845.36,
     "BEVFormer/tiny.yaml": 381.95,
@@ -36,10 +38,12 @@ PAPER_GFLOPS = {
 
 
 def paper_key(path: str) -> str:
+    """`projects/<Name>/configs/<file>` -> `<Name>/<file>`; any other path as given."""
     try:
-        return Path(path).resolve().relative_to(CONFIG_ROOT).as_posix()
+        project, folder, *rest = Path(path).resolve().relative_to(PROJECTS).parts
     except ValueError:
         return Path(path).as_posix()
+    return "/".join([project, *rest]) if folder == "configs" and rest else Path(path).as_posix()
 
 
 def main(argv: list[str] | None = None) -> int:

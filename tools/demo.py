@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from fd3d.config import load_config
+from fd3d.config import distill_config, load_config
 from fd3d.data.nuscenes import NuScenesReader, decode_row
 from fd3d.data.synthetic import SyntheticConfig, generate
 from fd3d.engine.trainer import MODEL_DIR, train
@@ -36,13 +36,13 @@ from fd3d.evaluation.complexity import count_flops, inference_fps
 from fd3d.evaluation.inference import evaluate_model
 from fd3d.evaluation.nuscenes_eval import METRIC_KEYS, Detections, evaluate_detections
 from fd3d.evaluation.visualize import plot_metric_bars, visualize_sample
-from fd3d.hub import from_pretrained
+from fd3d.hub import WEIGHTS_NAME, from_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
 SHIPPED_EXPERT = ROOT / "projects" / "BEVFormer" / "zoo" / "cpu_expert"
-APPRENTICE_CONFIG = "BEVFormer/cpu_apprentice.yaml"
-FD3D_CONFIG = "distill/bevformer_cpu/fd3d.yaml"
+# config files of each job, overlays merged in order: the CPU BEVFormer apprentice; the CPU pair + FD3D
+APPRENTICE_CONFIG = [ROOT / "projects" / "BEVFormer" / "configs" / "cpu_apprentice.yaml"]
+FD3D_CONFIG = distill_config("bevformer_cpu", "fd3d")
 VERSION, TRAIN_SPLIT, VAL_SPLIT = "v1.0-trainval", "train", "val"
 IMAGE_SIZE = (224, 400)  # the shipped expert's input size; the apprentice reads them at half the size
 NAMES = ("expert", "apprentice", "fd3d")  # file-name-safe model names, titles of the figures' panels
@@ -64,7 +64,7 @@ def make_data(dataroot: Path, args: argparse.Namespace) -> None:
 def check_evaluator(dataroot: Path, out: Path) -> float:
     """Ground truth fed back as predictions must score a perfect NDS: the data and metrics agree."""
     reader = NuScenesReader(dataroot, VERSION)
-    pc_range = load_config(CONFIGS / APPRENTICE_CONFIG).MODEL.POINT_CLOUD_RANGE
+    pc_range = load_config(APPRENTICE_CONFIG).MODEL.POINT_CLOUD_RANGE
     detections = {}
     for token in reader.sample_tokens(VAL_SPLIT):
         sample = decode_row(reader.read_row(token), pc_range=pc_range)
@@ -83,10 +83,10 @@ def score_expert(expert: torch.nn.Module, dataroot: Path, out: Path) -> dict:
     return evaluate_model(expert, dataroot, VERSION, VAL_SPLIT, out)
 
 
-def run_job(config: str, out: Path, dataroot: Path, steps: int, extra: list[str]) -> Path:
+def run_job(config: list[Path], out: Path, dataroot: Path, steps: int, extra: list[str]) -> Path:
     """Train one job unless its model folder exists; returns the folder (OUT/<job>/model)."""
     model_dir = out / MODEL_DIR
-    if (model_dir / "model.safetensors").is_file():
+    if (model_dir / WEIGHTS_NAME).is_file():
         print(f"[train] reusing {model_dir}")
         return model_dir
     overrides = [
@@ -94,8 +94,8 @@ def run_job(config: str, out: Path, dataroot: Path, steps: int, extra: list[str]
         "DATASETS.TEST_SPLIT", VAL_SPLIT, "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", str(steps),
         "SOLVER.CHECKPOINT_PERIOD", str(max(steps // 2, 1)), "TEST.EVAL_PERIOD", "0", *extra,
     ]  # fmt: skip
-    print(f"[train] {config} for {steps} steps -> {out}")
-    train(load_config(CONFIGS / config, overrides))
+    print(f"[train] {' + '.join(path.name for path in config)} for {steps} steps -> {out}")
+    train(load_config(config, overrides))
     return model_dir
 
 

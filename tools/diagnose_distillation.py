@@ -2,8 +2,9 @@
 """Diagnose a distillation setup before (or instead of) a long study: does it take knowledge where the paper
 says it should, and which term dominates the apprentice's gradient?
 
-    python tools/diagnose_distillation.py --config-file configs/distill/bevformer_cpu/fd3d.yaml \\
-        --steps 200 --out work/diagnose DISTILL.EXPERT.WEIGHTS work/expert/model
+    python tools/diagnose_distillation.py --config-file configs/distill/pairs/bevformer_cpu.yaml \\
+        --config-file configs/distill/methods/fd3d.yaml --steps 200 --out work/diagnose \\
+        DISTILL.EXPERT.WEIGHTS work/expert/model
 
 Trains the configured distillation for --steps steps (after DISTILL.HEAD.PRETRAIN_ITERS head-only steps,
 if set) and measures:
@@ -30,6 +31,7 @@ import torch
 from matplotlib.figure import Figure
 
 from fd3d.config import load_config
+from fd3d.config.cli import OVERLAY_HELP
 from fd3d.engine.diagnose import measure_head, train_and_measure
 from fd3d.engine.trainer import prepare_training
 from fd3d.evaluation.visualize import bev_footprint, feature_activation
@@ -39,7 +41,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="a distillation config")
+    parser.add_argument(
+        "--config-file",
+        required=True,
+        action="append",
+        metavar="FILE",
+        help=f"a distillation config: {OVERLAY_HELP}",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="where diagnostics.json/png go")
     parser.add_argument("--steps", type=int, default=200, help="distillation steps to train (default 200)")
     parser.add_argument("--measure-every", type=int, default=10, help="gradient norms every N steps")
@@ -92,14 +100,16 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     cfg = load_config(args.config_file, [*args.opts, "OUTPUT_DIR", str(out / "run")])
     if not cfg.DISTILL.LOSSES:
-        raise SystemExit(f"{args.config_file} configures no distillation (DISTILL.LOSSES is empty)")
+        raise SystemExit(
+            f"{' + '.join(args.config_file)} configures no distillation (DISTILL.LOSSES is empty)"
+        )
     torch.set_num_threads(2)
     run = prepare_training(cfg)
     grad_norms, focal_per_sample = train_and_measure(run, cfg, args.steps, args.measure_every)
     distiller = run.accelerator.unwrap_model(run.model)
     measures, example = measure_head(distiller, cfg, args.samples)
     diagnostics = {
-        "config_file": args.config_file,
+        "config_files": args.config_file,
         "overrides": list(args.opts),
         "steps": args.steps,
         "grad_norms": grad_norms,

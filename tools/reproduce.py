@@ -38,27 +38,31 @@ from pathlib import Path
 import torch
 
 from fd3d.atomic import write_text_atomically
-from fd3d.config import load_config
+from fd3d.config import distill_config, load_config
 from fd3d.data.synthetic import SyntheticConfig, generate
 from fd3d.engine.diagnose import train_and_measure
 from fd3d.engine.trainer import MODEL_DIR, batches, prepare_training, train, training_step
 from fd3d.evaluation.complexity import count_flops, inference_fps
 from fd3d.evaluation.reproduction import gain_and_gap, markdown_table, summarize, write_results
-from fd3d.hub import from_pretrained
+from fd3d.hub import WEIGHTS_NAME, from_pretrained
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-EXPERT = "BEVFormer/cpu_expert.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+DETECTOR_CONFIGS = ROOT / "projects" / "BEVFormer" / "configs"
+PAIR = "bevformer_cpu"  # configs/distill/pairs/<PAIR>.yaml: the CPU-scale BEVFormer expert and apprentice
+# Every job's config files, overlays merged in order: a detector config, or a pair plus a method.
+EXPERT = [DETECTOR_CONFIGS / "cpu_expert.yaml"]
+APPRENTICE = [DETECTOR_CONFIGS / "cpu_apprentice.yaml"]
 # Run order: the methods the paper's claim rests on first, so a study cut short still has every seed of them.
 METHODS = {
-    "apprentice": "BEVFormer/cpu_apprentice.yaml",
-    "fd3d": "distill/bevformer_cpu/fd3d.yaml",
-    "cwd": "distill/bevformer_cpu/cwd.yaml",
-    "fitnet": "distill/bevformer_cpu/fitnet.yaml",
-    "mgd": "distill/bevformer_cpu/mgd.yaml",
-    "smgd_only": "distill/bevformer_cpu/smgd_only.yaml",
-    "qfd_only": "distill/bevformer_cpu/qfd_only.yaml",
+    "apprentice": APPRENTICE,
+    "fd3d": distill_config(PAIR, "fd3d"),
+    "cwd": distill_config(PAIR, "cwd"),
+    "fitnet": distill_config(PAIR, "fitnet"),
+    "mgd": distill_config(PAIR, "mgd"),
+    "smgd_only": distill_config(PAIR, "smgd_only"),
+    "qfd_only": distill_config(PAIR, "qfd_only"),
     # not a method of the paper: FD3D with its distillation head pre-trained on the expert first
-    "fd3d_head_pretrained": "distill/bevformer_cpu/fd3d_head_pretrained.yaml",
+    "fd3d_head_pretrained": distill_config(PAIR, "fd3d_head_pretrained"),
 }
 QUICK_METHODS = ("apprentice", "cwd", "fd3d")
 RUN_INFO = "run_info.json"  # written last: a run with it and its model is finished
@@ -84,17 +88,17 @@ QUICK.update(expert_steps=600, steps=400)
 # no focal query for most of the run.
 STATIC_HEAD = ["DISTILL.HEAD.NUM_LAYERS", "1", "DISTILL.HEAD.BOX_REFERENCE", "False"]
 WARM_METHODS = {
-    "apprentice": ("BEVFormer/cpu_apprentice.yaml", []),  # the same steps without an expert
-    "fd3d": ("distill/bevformer_cpu/fd3d.yaml", []),
-    "fitnet": ("distill/bevformer_cpu/fitnet.yaml", []),
-    "cwd": ("distill/bevformer_cpu/cwd.yaml", []),
-    "mgd": ("distill/bevformer_cpu/mgd.yaml", []),  # Table 4a: global random mask
-    "smgd_focal": ("distill/bevformer_cpu/smgd_only.yaml", []),  # Table 4a: focal mask
-    "smgd_gt": ("distill/bevformer_cpu/mask_on_gt.yaml", []),  # Table 4a: mask on GT
-    "cwd_pv": ("distill/bevformer_cpu/cwd.yaml", ["DISTILL.CWD.STAGES", "['pv']"]),  # Table 4c
-    "cwd_bev": ("distill/bevformer_cpu/cwd.yaml", ["DISTILL.CWD.STAGES", "['bev']"]),  # Table 4c
-    "qfd_only": ("distill/bevformer_cpu/qfd_only.yaml", []),
-    "qfd_only_static": ("distill/bevformer_cpu/qfd_only.yaml", STATIC_HEAD),
+    "apprentice": (APPRENTICE, []),  # the same steps without an expert
+    "fd3d": (distill_config(PAIR, "fd3d"), []),
+    "fitnet": (distill_config(PAIR, "fitnet"), []),
+    "cwd": (distill_config(PAIR, "cwd"), []),
+    "mgd": (distill_config(PAIR, "mgd"), []),  # Table 4a: global random mask
+    "smgd_focal": (distill_config(PAIR, "smgd_only"), []),  # Table 4a: focal mask
+    "smgd_gt": (distill_config(PAIR, "mask_on_gt"), []),  # Table 4a: mask on GT
+    "cwd_pv": (distill_config(PAIR, "cwd_pv"), []),  # Table 4c
+    "cwd_bev": (distill_config(PAIR, "cwd_bev"), []),  # Table 4c
+    "qfd_only": (distill_config(PAIR, "qfd_only"), []),
+    "qfd_only_static": (distill_config(PAIR, "qfd_only"), STATIC_HEAD),
 }
 HEAD_METHODS = ("fd3d", "smgd_focal", "qfd_only", "qfd_only_static")  # pre-train the head first
 WARM_HEAD_TO_HEAD = ("apprentice", "fd3d", "fitnet", "cwd", "mgd")
@@ -130,7 +134,7 @@ def calibrate(method: str, out: Path, overrides: list[str], steps: int) -> dict:
         return json.loads(target.read_text())
     config, extra = WARM_METHODS[method]
     scratch = out / "scratch" / method
-    cfg = load_config(CONFIGS / config, [*overrides, *extra, "OUTPUT_DIR", str(scratch)])
+    cfg = load_config(config, [*overrides, *extra, "OUTPUT_DIR", str(scratch)])
     print(f"[calibrate] {method}: {steps} steps from the warm start", flush=True)
     norms, _ = train_and_measure(prepare_training(cfg), cfg, steps, 2)
     distillation, detection = gradient_share(norms)
@@ -265,17 +269,24 @@ def make_data(dataroot: Path, plan: dict, seed: int) -> None:
 def finished_run(out: Path) -> dict | None:
     """The stored {"seed", "metrics", "weights", ...} of a completed run, or None."""
     info_file = out / RUN_INFO
-    if info_file.is_file() and (out / MODEL_DIR / "model.safetensors").is_file():
+    if info_file.is_file() and (out / MODEL_DIR / WEIGHTS_NAME).is_file():
         return json.loads(info_file.read_text())
     return None
 
 
-def run_job(name: str, config: str, out: Path, overrides: list[str]) -> dict:
+def shown(config: list[Path]) -> str:
+    """A job's config files as they are printed: relative to the repository, joined by " + "."""
+    return " + ".join(
+        path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path) for path in config
+    )
+
+
+def run_job(name: str, config: list[Path], out: Path, overrides: list[str]) -> dict:
     """Train (or finish, or reuse) one run; returns {"seed", "metrics", "weights", "seconds"}."""
     if (done := finished_run(out)) is not None:
         return done
-    print(f"[run] {name}: {config} -> {out}", flush=True)
-    cfg = load_config(CONFIGS / config, [*overrides, "OUTPUT_DIR", str(out)])
+    print(f"[run] {name}: {shown(config)} -> {out}", flush=True)
+    cfg = load_config(config, [*overrides, "OUTPUT_DIR", str(out)])
     start = time.perf_counter()
     metrics = train(cfg, resume=True)
     info = {"seed": cfg.SEED, "metrics": metrics, "weights": str(out / MODEL_DIR),
@@ -285,9 +296,9 @@ def run_job(name: str, config: str, out: Path, overrides: list[str]) -> dict:
     return info
 
 
-def seconds_per_step(config: str, overrides: list[str], steps: int = 20) -> float:
+def seconds_per_step(config: list[Path], overrides: list[str], steps: int = 20) -> float:
     """Median wall time of a training step (after 3 warm-up steps), with the trainer's own step."""
-    cfg = load_config(CONFIGS / config, overrides)
+    cfg = load_config(config, overrides)
     run = prepare_training(cfg)
     stream = batches(run, cfg)
     times = []

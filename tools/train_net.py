@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """Train an expert, an apprentice, or distil an apprentice from an expert; or evaluate any model.
 
-    accelerate launch tools/train_net.py --config-file configs/distill/bevformer_cpu/fd3d.yaml \\
-        DISTILL.EXPERT.WEIGHTS work/expert/model OUTPUT_DIR work/fd3d
-    python tools/train_net.py --config-file configs/BEVFormer/cpu_expert.yaml OUTPUT_DIR work/expert
+    accelerate launch tools/train_net.py --config-file configs/distill/pairs/bevformer_cpu.yaml \\
+        --config-file configs/distill/methods/fd3d.yaml DISTILL.EXPERT.WEIGHTS work/expert/model \\
+        OUTPUT_DIR work/fd3d
+    python tools/train_net.py --config-file projects/BEVFormer/configs/cpu_expert.yaml OUTPUT_DIR work/expert
     python tools/train_net.py --config-file CFG --resume OUTPUT_DIR work/expert   # continue a run
     python tools/train_net.py --eval-only MODEL.WEIGHTS work/fd3d/model \\
         DATASETS.DATAROOT /data/nuscenes DATASETS.VERSION v1.0-trainval DATASETS.TEST_SPLIT val
 
-Which job runs is in the config: `DISTILL.LOSSES` non-empty distils, otherwise the detector of
+Several --config-file are overlays merged in order (a detector pair, then a distillation method). Which
+job runs is in the config: `DISTILL.LOSSES` non-empty distils, otherwise the detector of
 `MODEL.META_ARCHITECTURE` trains alone. Every evaluation writes OUTPUT_DIR/metrics.json (NDS, mAP,
 mATE...mAAE, per-class AP); the trained model lands in OUTPUT_DIR/model as a Hub-ready folder. Works
 as plain `python` (one process) and under `accelerate launch` (DDP/FSDP, mixed precision and gradient
@@ -21,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fd3d.config import load_config
+from fd3d.config.cli import add_config_arguments, config_from_args
 from fd3d.engine.trainer import MODEL_DIR, evaluate_only, train
 from fd3d.hub import HubError, push_to_hub
 
@@ -30,14 +32,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config-file", metavar="FILE", help="YAML config (required unless --eval-only)")
+    add_config_arguments(parser, required=False)  # required unless --eval-only
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR's last checkpoint")
     parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS on DATASETS.*")
     parser.add_argument(
         "--push-to-hub", metavar="ORG/NAME", help="upload OUTPUT_DIR/model when training ends"
     )
     parser.add_argument("--hub-private", action="store_true", help="create the Hub repository as private")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides")
     args = parser.parse_args(argv)
     if not args.config_file and not args.eval_only:
         parser.error("--config-file is required to train")
@@ -46,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = load_config(args.config_file, args.opts)
+    cfg = config_from_args(args)
     if args.eval_only:
         evaluate_only(cfg)
         return 0

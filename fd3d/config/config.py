@@ -1,9 +1,11 @@
 """Loading configs strictly: every key must exist in the defaults, and a typo fails loudly.
 
-Detectron2's flow: `get_cfg()` returns the defaults, a YAML file (with `_BASE_` inheritance) and
-command-line `KEY VALUE` pairs are merged on top, and the result is frozen. Detector projects add their
-own section (e.g. `MODEL.BEVFORMER`) with `register_config_extension`, looked up from the file's
-`MODEL.META_ARCHITECTURE`, so the core never needs to know a detector's keys.
+Detectron2's flow: `get_cfg()` returns the defaults, YAML files and command-line `KEY VALUE` pairs are
+merged on top, and the result is frozen. Several files are overlays merged in order (a detector pair, then
+a distillation method); each may inherit with `_BASE_`, one file or a list of files merged in order, each
+relative to the file naming it. Detector projects add their own section (e.g. `MODEL.BEVFORMER`) with
+`register_config_extension`, looked up from the files' `MODEL.META_ARCHITECTURE`, so the core never needs
+to know a detector's keys.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from fvcore.common.config import CfgNode
+import yaml
+from fvcore.common.config import BASE_KEY, CfgNode
 
 from fd3d.config.defaults import _C
 from fd3d.plugins import load_projects
@@ -58,8 +61,22 @@ PATH_KEYS = (("DISTILL", "EXPERT", "CONFIG_FILE"),)
 class _PathResolvingCfgNode(CfgNode):
     @classmethod
     def load_yaml_with_base(cls, filename: str, allow_unsafe: bool = False) -> dict[str, Any]:
-        # Bases are loaded through this same method first, so values they set are already absolute.
-        loaded = super().load_yaml_with_base(filename, allow_unsafe=allow_unsafe)
+        # fvcore merges a `_BASE_` list in order; bases are loaded through this same method first, so
+        # values they set are already absolute and a missing or malformed base is named with its inheritor.
+        shown = os.path.normpath(filename)
+        if not os.path.isfile(filename):
+            raise ConfigError(f"config file not found: {shown}")
+        try:
+            loaded = super().load_yaml_with_base(filename, allow_unsafe=allow_unsafe)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{shown} is not valid YAML: {error}") from error
+        except ConfigError as error:
+            raise ConfigError(f"{error} (in the {BASE_KEY} of {shown})") from error
+        except (AssertionError, AttributeError, TypeError) as error:  # empty file, bad _BASE_, section clash
+            reason = f"{type(error).__name__}: {error}"
+            raise ConfigError(f"{shown} cannot be read as a config: {reason}") from error
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{shown} must hold a mapping of config keys, got {type(loaded).__name__}")
         for path in PATH_KEYS:
             node = loaded
             for part in path[:-1]:
@@ -101,7 +118,11 @@ def _check_keys(update: Mapping[str, Any], reference: CfgNode, prefix: str = "")
 
 
 def _merge(cfg: CfgNode, update: Mapping[str, Any], source: str) -> None:
-    _check_keys(update, cfg)
+    """Merge `update` into `cfg`; a bad key or value is named with `source` (a file, "overrides", ...)."""
+    try:
+        _check_keys(update, cfg)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from error
     try:
         cfg.merge_from_other_cfg(CfgNode(update))
     except ValueError as error:  # yacs' type check: name where the bad value came from
@@ -145,26 +166,42 @@ def config_overlay(cfg: CfgNode, base: CfgNode) -> dict[str, Any]:
     return overlay
 
 
+ConfigFiles = str | os.PathLike | Sequence[str | os.PathLike] | None
+
+
+def config_files(config_file: ConfigFiles) -> list[str]:
+    """One path, or a sequence of paths (overlays in merge order), as a list of strings."""
+    if config_file is None:
+        return []
+    if isinstance(config_file, str | os.PathLike):
+        return [os.fspath(config_file)]
+    return [os.fspath(path) for path in config_file]
+
+
 def load_config(
-    config_file: str | os.PathLike | None = None,
+    config_file: ConfigFiles = None,
     overrides: Sequence[str] = (),
     freeze: bool = True,
 ) -> CfgNode:
-    """Defaults + the project's section + `config_file` (with its `_BASE_` chain) + `KEY VALUE` overrides."""
-    from_file: dict[str, Any] = {}
-    if config_file is not None:
-        path = os.fspath(config_file)
-        if not os.path.isfile(path):
-            raise ConfigError(f"config file not found: {path}")
-        from_file = _PathResolvingCfgNode.load_yaml_with_base(path)
+    """Defaults + the project's section + each config file in order (with its `_BASE_` chain) + `KEY VALUE`
+    overrides.
+
+    `config_file` is one path or a list of them: overlays merged in order, later files winning, as if they
+    were a `_BASE_` list (`load_config([pair_yaml, method_yaml])`). The architecture whose keys are valid
+    is the overrides' `MODEL.META_ARCHITECTURE`, else the last file's that sets one.
+    """
+    paths = config_files(config_file)
+    from_files = [(path, _PathResolvingCfgNode.load_yaml_with_base(path)) for path in paths]
     from_cli = _parse_overrides(overrides)
+    architectures = [loaded.get("MODEL", {}).get("META_ARCHITECTURE") for _, loaded in from_files]
     architecture = (
         from_cli.get("MODEL", {}).get("META_ARCHITECTURE")
-        or from_file.get("MODEL", {}).get("META_ARCHITECTURE")
+        or next((name for name in reversed(architectures) if name), None)
         or _C.MODEL.META_ARCHITECTURE
     )
     cfg = get_cfg(architecture)
-    _merge(cfg, from_file, source=str(config_file))
+    for path, loaded in from_files:
+        _merge(cfg, loaded, source=path)
     _merge(cfg, from_cli, source="command-line overrides")
     if freeze:
         cfg.freeze()

@@ -1,7 +1,7 @@
 """Default values of every key the core knows; detector projects add their own section on top.
 
 Sizes follow the BEVFormer / DETR3D references (embed 256, 900 queries, pc_range ±51.2 m); the files in
-`configs/` override what each of the paper's settings changes.
+`projects/<Name>/configs/` override what each of the paper's settings changes.
 """
 
 from fvcore.common.config import CfgNode as CN
@@ -104,7 +104,8 @@ _C.DISTILL.EXPERT.REVISION = ""
 _C.DISTILL.EXPERT.FEATURE_CACHE = ""
 # KEY VALUE overrides applied to the expert's config.
 _C.DISTILL.EXPERT.OPTS = []
-# Any of: fitnet, cwd, mgd, smgd, qfd, heatmap. FD3D = [smgd, qfd].
+# Names of registered methods (fd3d.distill.DISTILL_LOSS_REGISTRY: fitnet, cwd, mgd, smgd, qfd, heatmap, and
+# any a plug-in registers), each configured by its section below. FD3D = [smgd, qfd].
 _C.DISTILL.LOSSES = []
 # How an apprentice feature of lower resolution meets the expert's (Table 4d): "deconv" upsamples the
 # apprentice with a transposed convolution, "downsample" average-pools the expert.

@@ -46,23 +46,33 @@ def downsample_to(expert: Tensor, size: Sequence[int]) -> Tensor:
     return F.adaptive_avg_pool2d(expert, tuple(size))
 
 
+def resampling_conv(in_channels: int, out_channels: int, upsample: int, kernel_size: int) -> nn.Module:
+    """The first layer of every apprentice-side module: a `kernel_size` convolution keeping the grid
+    (upsample 1, padding kernel_size // 2), or a ConvTranspose2d(k4, s2, p1) that exactly doubles H and W
+    (upsample 2: the paper's deconvolution for a smaller apprentice map, e.g. BEV 100x100 -> 200x200)."""
+    if upsample == 1:
+        return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+    if upsample == 2:
+        return nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1)
+    raise ValueError(f"upsample must be 1 or 2, got {upsample}")
+
+
 class FeatureAligner(nn.Module):
     """Apprentice map -> expert channels and grid: deconv(k4, s2) -> BN -> ReLU -> 3x3 conv when the grid
     doubles (the released HeatmapDistiller's BEV aligner), a 1x1 conv otherwise."""
 
     def __init__(self, apprentice_channels: int, expert_channels: int, upsample: int = 1) -> None:
         super().__init__()
+        first = resampling_conv(apprentice_channels, expert_channels, upsample, kernel_size=1)
         if upsample == 2:
-            self.layers = nn.Sequential(
-                nn.ConvTranspose2d(apprentice_channels, expert_channels, 4, stride=2, padding=1),
+            self.layers: nn.Module = nn.Sequential(
+                first,
                 nn.BatchNorm2d(expert_channels),
                 nn.ReLU(inplace=True),
                 nn.Conv2d(expert_channels, expert_channels, 3, padding=1),
             )
-        elif upsample == 1:
-            self.layers = nn.Conv2d(apprentice_channels, expert_channels, 1)
         else:
-            raise ValueError(f"upsample must be 1 or 2, got {upsample}")
+            self.layers = first
 
     def forward(self, apprentice: Tensor) -> Tensor:
         return self.layers(apprentice)

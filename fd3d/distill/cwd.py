@@ -7,7 +7,10 @@ its activation mass where the teacher does, channel by channel, rather than to m
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from fd3d.distill.alignment import FeatureAligner
+from fd3d.distill.registry import DistillationStep, PairwiseLoss, register_distillation_loss
 
 
 def channel_wise_divergence(student: Tensor, teacher: Tensor, tau: float = 2.0) -> Tensor:
@@ -33,3 +36,20 @@ def channel_wise_divergence(student: Tensor, teacher: Tensor, tau: float = 2.0) 
     log_p_teacher = F.log_softmax(teacher.flatten(2) / tau, dim=-1)
     kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum()
     return kl * (tau**2 / (channels * batch))
+
+
+@register_distillation_loss("cwd")
+class CWD(PairwiseLoss):
+    """CWD between the aligned apprentice and the detached expert on every pair of `DISTILL.CWD.STAGES`,
+    at temperature `DISTILL.CWD.TAU`, weighted by `DISTILL.CWD.WEIGHT` (Table 2, Table 4c for PV/BEV only)."""
+
+    section = "CWD"
+
+    def make_module(self, apprentice_channels: int, expert_channels: int, upsample: int) -> nn.Module:
+        return FeatureAligner(apprentice_channels, expert_channels, upsample)
+
+    def term(self, module: nn.Module, pair, step: DistillationStep) -> Tensor:
+        apprentice, expert = step.maps(pair)
+        return self.settings.WEIGHT * channel_wise_divergence(
+            module(apprentice), expert.detach(), self.settings.TAU
+        )

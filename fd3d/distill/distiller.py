@@ -10,13 +10,13 @@ expert features, so L_dh moves only the head; focal boxes and sampling locations
 they shape the KD terms, so L_KD moves only the apprentice and the generators/aligners.
 
 Feature shapes are learnt by one probe forward of both detectors on a rig-geometry example at build
-time, so nothing here knows a detector's internals ("plug-and-play", Section 3.1).
+time, so nothing here knows a detector's internals ("plug-and-play", Section 3.1); the methods of
+`DISTILL.LOSSES` come from `DISTILL_LOSS_REGISTRY`, so nothing here knows a method either: the distiller
+runs what they share (the expert and its feature cache, the apprentice, the distillation head and its
+focal queries) and hands each method a `DistillationStep`.
 """
 
 from __future__ import annotations
-
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from fvcore.common.config import CfgNode
@@ -24,167 +24,93 @@ from torch import Tensor, nn
 
 from fd3d.config import ConfigError, config_to_dict
 from fd3d.data.example_batch import example_batch
-from fd3d.distill.alignment import (
-    ALIGNMENTS,
-    FeatureAligner,
-    downsample_to,
-    pair_pyramid_levels,
-    upsample_factor,
-)
-from fd3d.distill.cwd import channel_wise_divergence
 from fd3d.distill.distill_head import DistillationHead, DistillHeadOutputs
 from fd3d.distill.expert import build_frozen_expert
 from fd3d.distill.feature_cache import ExpertFeatureCache, expert_fingerprint
-from fd3d.distill.fitnet import FitNetLoss
-from fd3d.distill.focal_queries import focal_boxes, select_focal_queries
-from fd3d.distill.heatmap import gaussian_heatmap, heatmap_l2
-from fd3d.distill.masks import bev_box_mask, pv_box_mask
-from fd3d.distill.mgd import MaskedGenerativeDistillation
-from fd3d.distill.qfd import query_focal_distillation
-from fd3d.distill.smgd import SelectiveMaskedGeneration
+from fd3d.distill.focal_queries import select_focal_queries
+from fd3d.distill.pairing import StagePairing, feature_shapes
+from fd3d.distill.registry import (
+    DISTILL_LOSS_REGISTRY,
+    DistillationLoss,
+    DistillationStep,
+    HeadUse,
+    registered_losses,
+)
+from fd3d.modeling.evaluating import evaluating
 from fd3d.modeling.losses import DetectionLoss
 from fd3d.modeling.outputs import DetectorFeatures
 from fd3d.modeling.registry import build_model
+from fd3d.modeling.trainable import TrainableModel, TrainingPhase
 
-LOSSES = ("fitnet", "cwd", "mgd", "smgd", "qfd", "heatmap")
-STAGES = ("pv", "bev")
-MASK_SOURCES = ("focal", "gt")
-HEAD_USERS = "'qfd', or 'smgd' with DISTILL.SMGD.MASKS 'focal'"  # the losses that build the head
+HEAD_PRETRAINING = "head_pretraining"  # the phase that trains the distillation head alone
 
 
-@dataclass(frozen=True)
-class FeaturePair:
-    """Where one distillation term meets: apprentice and expert feature of a stage (and PV level)."""
-
-    name: str  # "bev" or "pv<apprentice level>"
-    stage: str
-    apprentice_level: int
-    expert_level: int
-    upsample: int  # how much the apprentice map must grow to the expert's (1 or 2)
+def loss_classes(cfg: CfgNode) -> list[type[DistillationLoss]]:
+    """The registered methods `DISTILL.LOSSES` names, in its order; an unknown name is a ConfigError."""
+    names = list(cfg.DISTILL.LOSSES)
+    unknown = [name for name in names if name not in DISTILL_LOSS_REGISTRY]
+    if unknown or not names:
+        raise ConfigError(f"DISTILL.LOSSES {names} must be a non-empty subset of {registered_losses()}")
+    return [DISTILL_LOSS_REGISTRY.get(name) for name in names]
 
 
-@contextmanager
-def _probing(*modules: nn.Module):
-    modes = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, mode in zip(modules, modes, strict=True):
-            m.train(mode)
+def build_training_model(cfg: CfgNode) -> nn.Module:
+    """A `Distiller` when `DISTILL.LOSSES` names a method, else the detector of `MODEL.META_ARCHITECTURE`."""
+    if cfg.DISTILL.LOSSES:
+        return Distiller(cfg)
+    if cfg.DISTILL.HEAD.PRETRAIN_ITERS:
+        raise ConfigError(
+            f"DISTILL.HEAD.PRETRAIN_ITERS={cfg.DISTILL.HEAD.PRETRAIN_ITERS} pre-trains a distillation head, "
+            "but DISTILL.LOSSES is empty (the detector trains alone)"
+        )
+    return build_model(cfg)
 
 
-def _shapes(features: DetectorFeatures) -> dict:
-    return {
-        "pv": [(tuple(level.shape[-2:]), level.shape[2]) for level in features.pv],
-        "bev": (tuple(features.bev.shape[-2:]), features.bev.shape[1]) if features.bev is not None else None,
-    }
+class Distiller(nn.Module, TrainableModel):
+    """The frozen expert, the apprentice, the distillation head and the configured methods."""
 
-
-class Distiller(nn.Module):
     def __init__(self, cfg: CfgNode) -> None:
         super().__init__()
-        distill = cfg.DISTILL
-        self.loss_names = list(distill.LOSSES)
-        unknown = sorted(set(self.loss_names) - set(LOSSES))
-        if unknown or not self.loss_names:
-            raise ConfigError(
-                f"DISTILL.LOSSES {self.loss_names} must be a non-empty subset of {list(LOSSES)}"
-            )
-        if distill.ALIGNMENT not in ALIGNMENTS:
-            raise ConfigError(f"DISTILL.ALIGNMENT {distill.ALIGNMENT!r} must be one of {list(ALIGNMENTS)}")
-        if distill.SMGD.MASKS not in MASK_SOURCES:
-            raise ConfigError(
-                f"DISTILL.SMGD.MASKS {distill.SMGD.MASKS!r} must be one of {list(MASK_SOURCES)}"
-            )
+        classes = loss_classes(cfg)
+        self.loss_names = [cls.name for cls in classes]
+        uses = [cls.head_use(cfg) for cls in classes]
         self.cfg = cfg
-        self.alignment = distill.ALIGNMENT
         self.apprentice = build_model(cfg)
         self.expert, self.expert_cfg = build_frozen_expert(cfg)
         probe = example_batch(tuple(self.expert_cfg.INPUT.IMAGE_SIZE))
-        with _probing(self.apprentice, self.expert):
-            self.apprentice_shapes = _shapes(self.apprentice.extract_features(probe))
-            self.expert_shapes = _shapes(self.expert.extract_features(probe))
-        self.pv_pairs = self._pv_pairs()
+        with evaluating(self.apprentice, self.expert):
+            self.apprentice_shapes = feature_shapes(self.apprentice.extract_features(probe))
+            self.expert_shapes = feature_shapes(self.expert.extract_features(probe))
+        self.pairing = StagePairing(self.apprentice_shapes, self.expert_shapes, cfg.DISTILL.ALIGNMENT)
+        # Methods that sample at the head's locations are built after the head: parameters are then drawn
+        # in the same order whatever the methods, and a config's numbers stay reproducible.
         self.kd_modules = nn.ModuleDict()
-        for loss in self.loss_names:
-            if loss != "qfd":
-                for pair in self._pairs_for(loss):
-                    self.kd_modules[f"{loss}_{pair.name}"] = self._make_module(loss, pair)
+        for cls, use in zip(classes, uses, strict=True):
+            if use is not HeadUse.SAMPLING:
+                self.kd_modules[cls.name] = cls.from_config(cfg, self.pairing)
         self._cache: ExpertFeatureCache | None = None
         self.head = None
-        if "qfd" in self.loss_names or ("smgd" in self.loss_names and distill.SMGD.MASKS == "focal"):
+        if any(use is not HeadUse.NONE for use in uses):
             self._build_head(cfg)
+        for cls, use in zip(classes, uses, strict=True):
+            if use is HeadUse.SAMPLING:
+                self.kd_modules[cls.name] = cls.from_config(cfg, self.pairing)
+        self._check_pretraining(cfg.DISTILL.HEAD.PRETRAIN_ITERS)
 
-    # ----------------------------------------------------------------------------------------- building
-    def _pv_pairs(self) -> list[FeaturePair]:
-        app, exp = self.apprentice_shapes["pv"], self.expert_shapes["pv"]
-        pairs = pair_pyramid_levels([s for s, _ in app], [s for s, _ in exp])
-        return [FeaturePair(f"pv{a}", "pv", a, e, self._factor(app[a][0], exp[e][0])) for a, e in pairs]
-
-    def _factor(self, apprentice_size: tuple[int, int], expert_size: tuple[int, int]) -> int:
-        return upsample_factor(apprentice_size, expert_size) if self.alignment == "deconv" else 1
-
-    def bev_pair(self) -> FeaturePair:
-        app, exp = self.apprentice_shapes["bev"], self.expert_shapes["bev"]
-        if app is None or exp is None:
-            raise ConfigError(
-                "a BEV stage was requested but "
-                + ("the apprentice" if app is None else "the expert")
-                + " has no BEV feature; use STAGES ['pv'] for BEV-free detectors"
-            )
-        return FeaturePair("bev", "bev", 0, 0, self._factor(app[0], exp[0]))
-
-    def _pairs_for(self, loss: str) -> list[FeaturePair]:
-        if loss == "heatmap":
-            return self.pv_pairs + [self.bev_pair()]
-        stages = list(getattr(self.cfg.DISTILL, loss.upper()).STAGES)
-        bad = sorted(set(stages) - set(STAGES))
-        if bad or not stages:
-            raise ConfigError(
-                f"DISTILL.{loss.upper()}.STAGES {stages} must be a non-empty subset of {list(STAGES)}"
-            )
-        pairs = []
-        if "pv" in stages:
-            pairs += self.pv_pairs
-        if "bev" in stages:
-            pairs.append(self.bev_pair())
-        return pairs
-
-    def _channels(self, pair: FeaturePair) -> tuple[int, int]:
-        if pair.stage == "bev":
-            return self.apprentice_shapes["bev"][1], self.expert_shapes["bev"][1]
-        return self.apprentice_shapes["pv"][pair.apprentice_level][1], self.expert_shapes["pv"][
-            pair.expert_level
-        ][1]
-
-    def _make_module(self, loss: str, pair: FeaturePair) -> nn.Module:
-        app_ch, exp_ch = self._channels(pair)
-        distill = self.cfg.DISTILL
-        if loss == "smgd":
-            return SelectiveMaskedGeneration(
-                app_ch, exp_ch, pair.upsample, distill.SMGD.RATIO, distill.SMGD.TAU
-            )
-        if loss == "mgd":
-            return MaskedGenerativeDistillation(app_ch, exp_ch, pair.upsample, distill.MGD.RATIO)
-        if loss == "fitnet":
-            return FitNetLoss(app_ch, exp_ch, pair.upsample)
-        return FeatureAligner(app_ch, exp_ch, pair.upsample)  # cwd, heatmap
+    def _check_pretraining(self, iters: int) -> None:
+        if iters >= 0 and (iters == 0 or self.head is not None):
+            return
+        users = [name for name, cls in DISTILL_LOSS_REGISTRY if cls.head_use(self.cfg) is not HeadUse.NONE]
+        raise ConfigError(
+            f"DISTILL.HEAD.PRETRAIN_ITERS={iters} needs a non-negative count and a distillation head "
+            f"(DISTILL.LOSSES {self.loss_names} must include one of {sorted(users)}, with their settings)"
+        )
 
     def _build_head(self, cfg: CfgNode) -> None:
         head_cfg = cfg.DISTILL.HEAD
-        if self.expert_shapes["bev"] is not None:
-            mode, pv_level, dims = "bev", 0, self.expert_shapes["bev"][1]
-            qfd_pair = self.bev_pair()
-        else:
-            if not self.pv_pairs:
-                raise ConfigError("the expert has neither a BEV nor PV levels paired with the apprentice")
-            qfd_pair = self.pv_pairs[0]
-            mode, pv_level = "pv", qfd_pair.expert_level
-            dims = self.expert_shapes["pv"][pv_level][1]
-        self.qfd_pair = qfd_pair
+        pair = self.pairing.head_pair()
+        mode = pair.stage
+        dims = self.pairing.channels(pair)[1]
         self.head = DistillationHead(
             mode,
             dims,
@@ -194,7 +120,7 @@ class Distiller(nn.Module):
             head_cfg.NUM_POINTS,
             head_cfg.FFN_DIMS,
             list(self.expert_cfg.MODEL.POINT_CLOUD_RANGE),
-            pv_level=pv_level,
+            pv_level=pair.expert_level,
             num_layers=head_cfg.NUM_LAYERS,
             box_reference=head_cfg.BOX_REFERENCE and mode == "bev",
         )
@@ -203,9 +129,29 @@ class Distiller(nn.Module):
             box_weight=head_cfg.BOX_WEIGHT,
             code_weights=cfg.MODEL.HEAD.CODE_WEIGHTS,
         )
-        if "qfd" in self.loss_names:
-            app_ch, exp_ch = self._channels(qfd_pair)
-            self.kd_modules[f"qfd_{qfd_pair.name}"] = FeatureAligner(app_ch, exp_ch, qfd_pair.upsample)
+
+    # ------------------------------------------------------------------------- the engine's questions
+    def trained_detector(self) -> nn.Module:
+        return self.apprentice
+
+    def data_image_size(self) -> tuple[int, int]:
+        """Images are decoded once at the larger of the apprentice's and the expert's input sizes; each
+        detector resizes to its own."""
+        sizes = [tuple(self.apprentice.image_size), tuple(self.expert.image_size)]
+        return max(sizes, key=lambda hw: hw[0] * hw[1])
+
+    def provenance(self) -> dict[str, str]:
+        expert = self.cfg.DISTILL.EXPERT
+        return {"distilled_from": expert.WEIGHTS or expert.CONFIG_FILE, "method": "+".join(self.loss_names)}
+
+    def training_phases(self) -> list[TrainingPhase]:
+        """`DISTILL.HEAD.PRETRAIN_ITERS` steps of the head alone (L_dh, Eq. 2): trained jointly from scratch,
+        as in the paper, it finds no focal query for the first part of a short schedule, and SMGD and QFD
+        then distil nothing focal."""
+        iters = self.cfg.DISTILL.HEAD.PRETRAIN_ITERS
+        if not iters:
+            return []
+        return [TrainingPhase(HEAD_PRETRAINING, iters, tuple(self.head.parameters()))]
 
     @property
     def queue_length(self) -> int:
@@ -234,7 +180,7 @@ class Distiller(nn.Module):
 
     def _feature_cache(self, batch: dict) -> ExpertFeatureCache:
         if self._cache is None:
-            levels = [pair.expert_level for pair in self.pv_pairs]
+            levels = [pair.expert_level for pair in self.pairing.pv_pairs]
             if self.head is not None and self.head.mode == "pv":
                 levels.append(self.head.pv_level)
             fingerprint = expert_fingerprint(
@@ -250,31 +196,6 @@ class Distiller(nn.Module):
                 self.expert_shapes["bev"] is not None,
             )
         return self._cache
-
-    def _feature(self, features: DetectorFeatures, pair: FeaturePair, expert: bool) -> Tensor:
-        """(N, C, H, W) map of a pair's side; PV cameras are folded into the batch."""
-        if pair.stage == "bev":
-            return features.bev
-        level = pair.expert_level if expert else pair.apprentice_level
-        return features.pv[level].flatten(0, 1)
-
-    def _expert_side(self, expert: Tensor, apprentice: Tensor) -> Tensor:
-        if self.alignment == "downsample":
-            return downsample_to(expert, apprentice.shape[-2:])
-        return expert
-
-    def box_masks(self, boxes: list[Tensor], features: DetectorFeatures, pair: FeaturePair) -> Tensor:
-        """Union of box projections on the apprentice's grid of `pair`: (B, h, w) BEV or (B*Ncam, h, w) PV."""
-        if pair.stage == "bev":
-            height, width = features.bev.shape[-2:]
-            masks = [bev_box_mask(b, height, width, features.bev_extent) for b in boxes]
-        else:
-            size = tuple(features.pv[pair.apprentice_level].shape[-2:])
-            lidar2img = features.geometry.lidar2img
-            masks = [
-                pv_box_mask(b, lidar2img[i], features.geometry.image_size, size) for i, b in enumerate(boxes)
-            ]
-        return torch.stack(masks).flatten(0, -3)
 
     def run_head(
         self, expert: DetectorFeatures, batch: dict, losses: dict
@@ -306,75 +227,23 @@ class Distiller(nn.Module):
     def head_losses(self, batch: dict) -> dict[str, Tensor]:
         """L_dh of the batch and the focal-query count, without the apprentice: head pre-training."""
         if self.head is None:
-            raise ConfigError(
-                f"DISTILL.LOSSES {self.loss_names} use no distillation head (needs {HEAD_USERS})"
-            )
+            raise ConfigError(f"DISTILL.LOSSES {self.loss_names} use no distillation head")
         losses: dict[str, Tensor] = {}
         self.run_head(self.expert_features(batch), batch, losses)
         return losses
 
-    def _qfd(
-        self, head: DistillHeadOutputs, focal: Tensor, app: DetectorFeatures, exp: DetectorFeatures
-    ) -> Tensor:
-        pair = self.qfd_pair
-        aligned = self.kd_modules[f"qfd_{pair.name}"](self._feature(app, pair, expert=False))
-        expert = self._expert_side(self._feature(exp, pair, expert=True), aligned)
-        locations = head.locations.detach()
-        if pair.stage == "pv":
-            locations = locations.flatten(0, 1)  # (B*Ncam, Q, M, K, 2)
-            focal = (focal[:, None] & head.visible).flatten(0, 1)
-        return query_focal_distillation(expert, aligned, locations, focal)
-
-    def forward(self, batch: dict) -> dict[str, Tensor]:
+    def forward(self, batch: dict, phase: str | None = None) -> dict[str, Tensor]:
+        """Every loss term of the step by name; in the head pre-training phase, only the head's."""
+        if phase == HEAD_PRETRAINING:
+            return self.head_losses(batch)
+        if phase is not None:
+            raise ValueError(f"unknown training phase {phase!r}; the distiller has {[HEAD_PRETRAINING]}")
         expert = self.expert_features(batch)
         apprentice = self.apprentice.extract_features(batch)
         losses = dict(self.apprentice.losses(self.apprentice.forward_head(apprentice, batch), batch))
-        distill = self.cfg.DISTILL
-        head_outputs, focal = (None, None)
+        step = DistillationStep(apprentice, expert, batch, self.pairing)
         if self.head is not None:
-            head_outputs, focal, _ = self.run_head(expert, batch, losses)
-
-        for loss in self.loss_names:
-            if loss == "qfd":
-                losses["loss_kd_qfd"] = distill.QFD.WEIGHT * self._qfd(
-                    head_outputs, focal, apprentice, expert
-                )
-                continue
-            for pair in self._pairs_for(loss):
-                module = self.kd_modules[f"{loss}_{pair.name}"]
-                app_map = self._feature(apprentice, pair, expert=False)
-                exp_map = self._expert_side(self._feature(expert, pair, expert=True), app_map)
-                losses[f"loss_kd_{loss}_{pair.name}"] = self._term(
-                    loss, module, pair, app_map, exp_map, apprentice, batch, head_outputs, focal
-                )
+            step.head, step.focal, _ = self.run_head(expert, batch, losses)
+        for name in self.loss_names:
+            losses.update(self.kd_modules[name](step))
         return losses
-
-    def _term(self, loss, module, pair, app_map, exp_map, apprentice, batch, head_outputs, focal) -> Tensor:
-        distill = self.cfg.DISTILL
-        if loss == "smgd":
-            if distill.SMGD.MASKS == "gt":
-                boxes = [b.to(app_map) for b in batch["gt_boxes"]]
-            else:
-                with torch.no_grad():
-                    boxes = focal_boxes(head_outputs.box_code, focal)
-            masks = self.box_masks(boxes, apprentice, pair)
-            return distill.SMGD.WEIGHT * module(app_map, exp_map, masks)
-        if loss == "mgd":
-            return distill.MGD.WEIGHT * module(app_map, exp_map)
-        if loss == "fitnet":
-            return distill.FITNET.WEIGHT * module(app_map, exp_map)
-        if loss == "cwd":
-            return distill.CWD.WEIGHT * channel_wise_divergence(
-                module(app_map), exp_map.detach(), distill.CWD.TAU
-            )
-        # heatmap: CWD on PV levels, heatmap-weighted L2 on the BEV
-        aligned = module(app_map)
-        if pair.stage == "pv":
-            return distill.HEATMAP.PV_WEIGHT * channel_wise_divergence(
-                aligned, exp_map.detach(), distill.HEATMAP.TAU
-            )
-        height, width = exp_map.shape[-2:]
-        heat = torch.stack(
-            [gaussian_heatmap(b.to(exp_map), height, width, apprentice.bev_extent) for b in batch["gt_boxes"]]
-        )
-        return distill.HEATMAP.BEV_WEIGHT * heatmap_l2(aligned, exp_map, heat)

@@ -6,8 +6,9 @@ an apprentice step. Files live under a fingerprint of everything that shapes the
 expert's weights, the MODEL and INPUT sections of its config, the input size, the queue), so a changed
 expert never reads stale ones, and a config key that cannot change them (a solver setting, a new
 default of a later release) does not throw the cache away.
-Only the feature levels the distiller uses are stored. Writes are atomic (temporary file + rename), so
-processes sharing the folder and crashes never leave a half-written file.
+Only the feature levels the distiller uses are stored. Writes are atomic (`fd3d.atomic.write_atomically`:
+a file of its own per write, then a rename), so processes sharing the folder and crashes never leave a
+half-written file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from fd3d.atomic import write_atomically
 from fd3d.modeling.outputs import CameraGeometry, DetectorFeatures
 
 FEATURE_SECTIONS = ("MODEL", "INPUT")  # the expert config's sections that shape its features
@@ -64,10 +66,7 @@ class ExpertFeatureCache:
             "num_levels": str(len(features.pv)),
             "bev_extent": json.dumps(features.bev_extent),
         }
-        target = self._file(token)
-        staging = target.with_suffix(f".tmp-{os.getpid()}")
-        save_file(tensors, str(staging), metadata=meta)
-        os.replace(staging, target)
+        write_atomically(self._file(token), lambda partial: save_file(tensors, str(partial), metadata=meta))
 
     def load(self, tokens: list[str], device: torch.device) -> DetectorFeatures:
         """Features of a batch of cached samples, stacked as the expert would have returned them."""

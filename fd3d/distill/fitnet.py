@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fd3d.distill.alignment import resampling_conv
+from fd3d.distill.registry import DistillationStep, PairwiseLoss, register_distillation_loss
+
 
 class FitNetLoss(nn.Module):
     """mean (BN(adapter(F^A)) - F^E)^2 over all elements: the FitNet hint loss with MMRazor's adapter.
@@ -15,14 +18,7 @@ class FitNetLoss(nn.Module):
 
     def __init__(self, apprentice_channels: int, expert_channels: int, upsample: int = 1) -> None:
         super().__init__()
-        if upsample == 1:
-            conv: nn.Module = nn.Conv2d(apprentice_channels, expert_channels, kernel_size=1)
-        elif upsample == 2:
-            conv = nn.ConvTranspose2d(
-                apprentice_channels, expert_channels, kernel_size=4, stride=2, padding=1
-            )
-        else:
-            raise ValueError(f"upsample must be 1 or 2, got {upsample}")
+        conv = resampling_conv(apprentice_channels, expert_channels, upsample, kernel_size=1)
         self.adapter = nn.Sequential(conv, nn.BatchNorm2d(expert_channels))
 
     def forward(self, apprentice: Tensor, expert: Tensor) -> Tensor:
@@ -34,3 +30,16 @@ class FitNetLoss(nn.Module):
                 f"{tuple(expert.shape)}"
             )
         return F.mse_loss(adapted, expert.detach())
+
+
+@register_distillation_loss("fitnet")
+class FitNet(PairwiseLoss):
+    """FitNet on every pair of `DISTILL.FITNET.STAGES`, weighted by `DISTILL.FITNET.WEIGHT`."""
+
+    section = "FITNET"
+
+    def make_module(self, apprentice_channels: int, expert_channels: int, upsample: int) -> nn.Module:
+        return FitNetLoss(apprentice_channels, expert_channels, upsample)
+
+    def term(self, module: nn.Module, pair, step: DistillationStep) -> Tensor:
+        return self.settings.WEIGHT * module(*step.maps(pair))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from fd3d.distill.alignment import resampling_conv
+
 
 class FeatureGenerator(nn.Module):
     """Two convolutions with a ReLU between them (Eq. 7); the first is a x2 deconvolution when needed.
@@ -15,12 +17,7 @@ class FeatureGenerator(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, upsample: int = 1) -> None:
         super().__init__()
-        if upsample == 1:
-            self.first: nn.Module = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
-        elif upsample == 2:
-            self.first = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1)
-        else:
-            raise ValueError(f"upsample must be 1 or 2, got {upsample}")
+        self.first = resampling_conv(in_channels, out_channels, upsample, kernel_size=3)
         self.upsample = upsample
         self.act = nn.ReLU(inplace=True)
         self.second = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)

@@ -8,7 +8,13 @@ channels is weighted by the heatmap and divided by its sum, so the loss is a wei
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from fvcore.common.config import CfgNode
+from torch import Tensor, nn
+
+from fd3d.distill.alignment import FeatureAligner
+from fd3d.distill.cwd import channel_wise_divergence
+from fd3d.distill.pairing import FeaturePair, StagePairing
+from fd3d.distill.registry import DistillationStep, PairwiseLoss, register_distillation_loss
 
 
 def gaussian_heatmap(
@@ -35,3 +41,32 @@ def heatmap_l2(apprentice: Tensor, expert: Tensor, heatmaps: Tensor, eps: float 
     """(B, C, H, W) aligned apprentice and expert, (B, H, W) heatmaps -> Σ heat·‖F_A − F_E‖² / Σ heat."""
     squared = (apprentice - expert.detach()).pow(2).sum(1)
     return (squared * heatmaps).sum() / heatmaps.sum().clamp(min=eps)
+
+
+@register_distillation_loss("heatmap")
+class HeatmapDistillation(PairwiseLoss):
+    """The released HeatmapDistiller: CWD (`DISTILL.HEATMAP.TAU`, `PV_WEIGHT`) on every paired PV level and
+    the heatmap-weighted L2 (`BEV_WEIGHT`) on the BEV, each on an aligned apprentice map."""
+
+    section = "HEATMAP"
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, pairing: StagePairing) -> HeatmapDistillation:
+        return cls(cfg, pairing, pairing.pv_pairs + [pairing.bev_pair()])
+
+    def make_module(self, apprentice_channels: int, expert_channels: int, upsample: int) -> nn.Module:
+        return FeatureAligner(apprentice_channels, expert_channels, upsample)
+
+    def term(self, module: nn.Module, pair: FeaturePair, step: DistillationStep) -> Tensor:
+        apprentice, expert = step.maps(pair)
+        aligned = module(apprentice)
+        if pair.stage == "pv":
+            return self.settings.PV_WEIGHT * channel_wise_divergence(
+                aligned, expert.detach(), self.settings.TAU
+            )
+        height, width = expert.shape[-2:]
+        extent = step.apprentice.bev_extent
+        heat = torch.stack(
+            [gaussian_heatmap(b.to(expert), height, width, extent) for b in step.batch["gt_boxes"]]
+        )
+        return self.settings.BEV_WEIGHT * heatmap_l2(aligned, expert, heat)

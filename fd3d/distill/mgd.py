@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from fd3d.distill.generator import FeatureGenerator
 from fd3d.distill.masks import selective_random_mask
+from fd3d.distill.registry import DistillationStep, PairwiseLoss, register_distillation_loss
 
 
 class MaskedGenerativeDistillation(nn.Module):
@@ -40,3 +41,19 @@ class MaskedGenerativeDistillation(nn.Module):
                 f"{tuple(expert.shape)}"
             )
         return ((generated - expert.detach()) ** 2).sum() / apprentice.shape[0]
+
+
+@register_distillation_loss("mgd")
+class MGD(PairwiseLoss):
+    """MGD on every pair of `DISTILL.MGD.STAGES` with mask ratio `DISTILL.MGD.RATIO`, weighted by
+    `DISTILL.MGD.WEIGHT` (alpha)."""
+
+    section = "MGD"
+
+    def make_module(self, apprentice_channels: int, expert_channels: int, upsample: int) -> nn.Module:
+        return MaskedGenerativeDistillation(
+            apprentice_channels, expert_channels, upsample, self.settings.RATIO
+        )
+
+    def term(self, module: nn.Module, pair, step: DistillationStep) -> Tensor:
+        return self.settings.WEIGHT * module(*step.maps(pair))

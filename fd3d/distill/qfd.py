@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from fvcore.common.config import CfgNode
 from torch import Tensor
+
+from fd3d.distill.alignment import FeatureAligner
+from fd3d.distill.pairing import FeaturePair, StagePairing
+from fd3d.distill.registry import DistillationLoss, DistillationStep, HeadUse, register_distillation_loss
 
 
 def sample_at(features: Tensor, locations: Tensor) -> Tensor:
@@ -69,3 +74,35 @@ def query_focal_distillation(
     apprentice_samples = sample_at(apprentice, locations)[focal].flatten(1)
     difference = _min_max(apprentice_samples, eps) - _min_max(expert_samples, eps)
     return (difference**2).sum() / num_focal
+
+
+@register_distillation_loss("qfd")
+class QFD(DistillationLoss):
+    """eta * L_QFD (Eq. 15): expert and aligned apprentice sampled where the head's focal queries look, on
+    the feature the head reads (the expert's BEV, or a PV level for a BEV-free expert), weighted by
+    `DISTILL.QFD.WEIGHT`. In PV mode a query counts on the cameras that see its reference point."""
+
+    @classmethod
+    def head_use(cls, cfg: CfgNode) -> HeadUse:
+        return HeadUse.SAMPLING
+
+    def __init__(
+        self, weight: float, pair: FeaturePair, apprentice_channels: int, expert_channels: int
+    ) -> None:
+        super().__init__()
+        self.weight, self.pair = weight, pair
+        self.aligner = FeatureAligner(apprentice_channels, expert_channels, pair.upsample)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, pairing: StagePairing) -> QFD:
+        pair = pairing.head_pair()
+        return cls(cfg.DISTILL.QFD.WEIGHT, pair, *pairing.channels(pair))
+
+    def forward(self, step: DistillationStep) -> dict[str, Tensor]:
+        apprentice, expert = step.maps(self.pair)
+        aligned = self.aligner(apprentice)
+        locations, focal = step.head.locations.detach(), step.focal
+        if self.pair.stage == "pv":
+            locations = locations.flatten(0, 1)  # (B*Ncam, Q, M, K, 2)
+            focal = (focal[:, None] & step.head.visible).flatten(0, 1)
+        return {"loss_kd_qfd": self.weight * query_focal_distillation(expert, aligned, locations, focal)}

@@ -8,11 +8,16 @@ the whole H x W map: background positions are kept in the input and their distri
 from __future__ import annotations
 
 import torch
+from fvcore.common.config import CfgNode
 from torch import Tensor, nn
 
+from fd3d.config import ConfigError
 from fd3d.distill.cwd import channel_wise_divergence
 from fd3d.distill.generator import FeatureGenerator
 from fd3d.distill.masks import selective_random_mask
+from fd3d.distill.registry import DistillationStep, HeadUse, PairwiseLoss, register_distillation_loss
+
+MASK_SOURCES = ("focal", "gt")
 
 
 class SelectiveMaskedGeneration(nn.Module):
@@ -62,3 +67,33 @@ class SelectiveMaskedGeneration(nn.Module):
                 f"{tuple(expert.shape)}"
             )
         return channel_wise_divergence(generated, expert.detach(), self.tau)
+
+
+@register_distillation_loss("smgd")
+class SMGD(PairwiseLoss):
+    """lambda * L_SMGD (Eq. 15) on every pair of `DISTILL.SMGD.STAGES`. The masked regions are the focal
+    queries' boxes (`DISTILL.SMGD.MASKS` "focal", FD3D) or the ground-truth boxes ("gt", Table 4a's mask
+    on GT), projected on each pair's apprentice grid."""
+
+    section = "SMGD"
+
+    @classmethod
+    def head_use(cls, cfg: CfgNode) -> HeadUse:
+        masks = cfg.DISTILL.SMGD.MASKS
+        if masks not in MASK_SOURCES:
+            raise ConfigError(f"DISTILL.SMGD.MASKS {masks!r} must be one of {list(MASK_SOURCES)}")
+        return HeadUse.FOCAL_BOXES if masks == "focal" else HeadUse.NONE
+
+    def make_module(self, apprentice_channels: int, expert_channels: int, upsample: int) -> nn.Module:
+        return SelectiveMaskedGeneration(
+            apprentice_channels, expert_channels, upsample, self.settings.RATIO, self.settings.TAU
+        )
+
+    def term(self, module: nn.Module, pair, step: DistillationStep) -> Tensor:
+        apprentice, expert = step.maps(pair)
+        if self.settings.MASKS == "gt":
+            boxes = [b.to(apprentice) for b in step.batch["gt_boxes"]]
+        else:
+            boxes = step.focal_boxes()
+        masks = step.pairing.box_masks(boxes, step.apprentice, pair)
+        return self.settings.WEIGHT * module(apprentice, expert, masks)

@@ -1,4 +1,4 @@
-"""What a config trains: a detector alone, or an apprentice inside a distiller; and the data it reads."""
+"""The data a config trains and evaluates on: a map-style dataset or a stream of scene shards; its loader."""
 
 from __future__ import annotations
 
@@ -6,34 +6,11 @@ import os
 
 import torch
 from fvcore.common.config import CfgNode
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from fd3d.config import ConfigError
 from fd3d.data.dataset import NuScenesDataset, collate_samples
 from fd3d.data.stream import SceneStream, shard_files_of
-from fd3d.distill import Distiller
-from fd3d.modeling import build_model
-
-
-def build_training_model(cfg: CfgNode) -> nn.Module:
-    """A `Distiller` when `DISTILL.LOSSES` names any loss, else the detector of `MODEL.META_ARCHITECTURE`."""
-    return Distiller(cfg) if cfg.DISTILL.LOSSES else build_model(cfg)
-
-
-def detector_of(model: nn.Module) -> nn.Module:
-    """The detector being trained: the apprentice of a distiller, or the model itself."""
-    return model.apprentice if isinstance(model, Distiller) else model
-
-
-def data_image_size(model: nn.Module, cfg: CfgNode) -> tuple[int, int]:
-    """Images are decoded once at the largest input size any model of the job reads (the expert's when
-    distilling); each detector resizes to its own."""
-    sizes = [tuple(cfg.INPUT.IMAGE_SIZE)]
-    if isinstance(model, Distiller):
-        sizes.append(tuple(model.expert_cfg.INPUT.IMAGE_SIZE))
-    return max(sizes, key=lambda hw: hw[0] * hw[1])
-
 
 DATA_SOURCES = ("dataroot", "parquet", "hub")
 

@@ -1,7 +1,9 @@
 """Atomic checkpoints: `accelerator.save_state` into a hidden folder, then one rename makes it visible.
 
 A crash mid-write leaves only a `.tmp-*` folder, which is ignored and cleaned; the last complete
-checkpoint is never touched until a newer one is complete.
+checkpoint is never touched until a newer one is complete. Every process writes into the same staging
+folder, so its name is fixed by the step; the main process renames it (`fd3d.atomic.replace_folder`)
+once all have written.
 """
 
 from __future__ import annotations
@@ -9,13 +11,25 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
+import zipfile
 from pathlib import Path
 
 from accelerate import Accelerator
+from safetensors import SafetensorError, safe_open
+
+from fd3d.atomic import replace_folder
 
 CHECKPOINT_DIR = "checkpoints"
 STEP_PATTERN = re.compile(r"^step_(\d{8})$")
 PROGRESS_FILE = "progress.json"
+# what `accelerator.save_state` always writes besides the random states; any other file it wrote
+# (more optimizers, registered objects, sampler, scaler) is checked when present
+REQUIRED_FILES = ("model.safetensors", "optimizer.bin")
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint, or every checkpoint of a run, cannot be read back; names each and its bad file."""
 
 
 def checkpoint_root(output_dir: str | Path) -> Path:
@@ -32,8 +46,22 @@ def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
 
 
 def last_checkpoint(output_dir: str | Path) -> tuple[int, Path] | None:
-    checkpoints = list_checkpoints(output_dir)
-    return checkpoints[-1] if checkpoints else None
+    """The newest checkpoint that can be read back (`checkpoint_problem`), or None when there is none.
+
+    Newer corrupt ones are passed over and kept; `load_checkpoint` names them. Raises
+    `CorruptCheckpointError` listing them all when checkpoints exist but none is intact.
+    """
+    corrupt = []
+    for step, folder in reversed(list_checkpoints(output_dir)):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return step, folder
+        corrupt.append(f"{folder} ({problem})")
+    if corrupt:
+        raise CorruptCheckpointError(
+            f"no intact checkpoint in {checkpoint_root(output_dir)}: {'; '.join(corrupt)}"
+        )
+    return None
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int, keep: int) -> Path:
@@ -46,23 +74,73 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int,
         shutil.rmtree(staging, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()  # every process's RNG state is in `staging` before it is renamed
     if accelerator.is_main_process:
         (staging / PROGRESS_FILE).write_text(json.dumps({"step": step}))
-        if final.exists():  # a re-run of the same step: replace it only now that the new one is complete
-            shutil.rmtree(final)
-        staging.rename(final)
+        replace_folder(staging, final)  # a re-run of the same step replaces it only now, complete
         for _, old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old)
-        for stale in root.glob(".tmp-*"):
+        for stale in [*root.glob(".tmp-*"), *root.glob(".step_*.old-*")]:
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
 
 
 def load_checkpoint(accelerator: Accelerator, folder: Path) -> int:
-    """Restore model, optimizer, scheduler, RNG states; returns the step the checkpoint was taken at."""
-    progress = folder / PROGRESS_FILE
-    if not progress.is_file():
-        raise FileNotFoundError(f"{folder} is not an fd3d checkpoint: {PROGRESS_FILE} is missing")
+    """Restore model, optimizers, schedules, RNG states; returns the step the checkpoint was taken at.
+
+    Newer checkpoints next to `folder` that cannot be read back (those `last_checkpoint` passed over)
+    are named in a warning; nothing is deleted.
+    """
+    problem = checkpoint_problem(folder)
+    if problem is not None:
+        raise CorruptCheckpointError(f"{folder} cannot be restored: {problem}")
+    skipped = [
+        f"{newer} ({why})" for newer in _newer_checkpoints(folder) if (why := checkpoint_problem(newer))
+    ]
+    if skipped and accelerator.is_main_process:
+        warnings.warn(
+            f"resuming from {folder}, the newest intact checkpoint; corrupt and left as they are: "
+            + "; ".join(skipped),
+            stacklevel=2,
+        )
     accelerator.load_state(str(folder))
-    return int(json.loads(progress.read_text())["step"])
+    return int(json.loads((folder / PROGRESS_FILE).read_text())["step"])
+
+
+def _newer_checkpoints(folder: Path) -> list[Path]:
+    match = STEP_PATTERN.match(folder.name)
+    if match is None or folder.parent.name != CHECKPOINT_DIR:
+        return []
+    return [path for step, path in list_checkpoints(folder.parent.parent) if step > int(match[1])]
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be restored (the missing or unreadable file), or None when it is intact.
+
+    Checks the structure of every file `accelerator.load_state` reads, without loading it: safetensors
+    headers must cover their file, the torch-saved files (optimizers, registered schedules, random states
+    ...) must be whole zip archives. A truncated random-state file would otherwise be skipped silently.
+    """
+    if not (folder / PROGRESS_FILE).is_file():
+        raise FileNotFoundError(f"{folder} is not an fd3d checkpoint: {PROGRESS_FILE} is missing")
+    for name in REQUIRED_FILES:
+        if not (folder / name).is_file():
+            return f"{name} is missing"
+    for path in sorted(folder.iterdir()):
+        try:
+            _check_file(path)
+        except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile, SafetensorError) as error:
+            return f"{path.name} is unreadable: {error}"
+    return None
+
+
+def _check_file(path: Path) -> None:
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), "pt"):  # checks that the header's tensors cover the file exactly
+            pass
+    elif path.name == PROGRESS_FILE:
+        int(json.loads(path.read_text())["step"])
+    elif path.suffix in (".bin", ".pkl", ".pt"):  # torch.save's zip archives: the index is at the end
+        with zipfile.ZipFile(path):
+            pass

@@ -6,7 +6,6 @@ validation samples. The per-batch measurements live in `fd3d.distill.diagnostics
 from __future__ import annotations
 
 import numpy as np
-import torch
 from fvcore.common.config import CfgNode
 from tqdm import tqdm
 
@@ -19,8 +18,9 @@ from fd3d.distill.diagnostics import (
     recording_features,
 )
 from fd3d.distill.focal_queries import focal_boxes
-from fd3d.engine.build import build_dataset, data_image_size
+from fd3d.engine.build import build_dataset
 from fd3d.engine.trainer import TrainingRun, batches, training_step
+from fd3d.modeling.evaluating import evaluating
 
 
 def _mean_norms(records: list[dict[str, dict]]) -> dict[str, dict]:
@@ -55,20 +55,25 @@ def train_and_measure(
     return (_mean_norms(records) if records else {}), focal_per_sample
 
 
-@torch.no_grad()
 def measure_head(distiller: Distiller, cfg: CfgNode, samples: int) -> tuple[dict, dict]:
-    """Head measures over validation samples, and one sample's arrays for the figure."""
+    """Head measures over validation samples, and one sample's arrays for the figure (in eval mode,
+    without gradients; the distiller's mode is restored afterwards)."""
+    with evaluating(distiller):
+        return _measure_head(distiller, cfg, samples)
+
+
+def _measure_head(distiller: Distiller, cfg: CfgNode, samples: int) -> tuple[dict, dict]:
     dataset = build_dataset(
-        cfg, cfg.DATASETS.TEST_SPLIT, data_image_size(distiller, cfg), distiller.queue_length
+        cfg, cfg.DATASETS.TEST_SPLIT, distiller.data_image_size(), distiller.queue_length
     )
-    distiller.eval()
     on = total = 0
     coverage: dict[str, list[float]] = {}
     behind, background, focal_counts = [], [], []
     example: dict = {}
-    pairs = list(distiller.pv_pairs)
+    pairing = distiller.pairing
+    pairs = list(pairing.pv_pairs)
     if distiller.expert_shapes["bev"] is not None and distiller.apprentice_shapes["bev"] is not None:
-        pairs.append(distiller.bev_pair())
+        pairs.append(pairing.bev_pair())
     for index in tqdm(range(min(samples, len(dataset))), desc="head measures"):
         batch = collate_samples([dataset[index]])
         expert = distiller.expert_features(batch)
@@ -88,7 +93,7 @@ def measure_head(distiller: Distiller, cfg: CfgNode, samples: int) -> tuple[dict
         boxes = focal_boxes(head.box_code, focal)
         for pair in pairs:
             coverage.setdefault(pair.name, []).append(
-                float(distiller.box_masks(boxes, apprentice, pair).float().mean())
+                float(pairing.box_masks(boxes, apprentice, pair).float().mean())
             )
         if not example and focal.any() and head.visible is None:
             example = {

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from fd3d.data.nuscenes import NuScenesReader
 from fd3d.data.stream import SceneStream
 from fd3d.evaluation.nuscenes_eval import Detections, evaluate_detections, format_metrics
+from fd3d.modeling.evaluating import evaluating
 
 BOX_FIELDS = 9
 
@@ -37,7 +38,6 @@ def unpack_predictions(packed: Tensor) -> Detections:
     return Detections(rows[:, :BOX_FIELDS], rows[:, BOX_FIELDS], rows[:, BOX_FIELDS + 1].astype(int))
 
 
-@torch.no_grad()
 def _predict_stream(detector: nn.Module, loader, accelerator: Accelerator) -> dict[str, Detections] | None:
     """A `SceneStream` (each process reads its own scenes, in counts that differ): predict locally, then
     gather everything in one collective call, so no process waits on a batch another never reads."""
@@ -53,7 +53,6 @@ def _predict_stream(detector: nn.Module, loader, accelerator: Accelerator) -> di
     return {token: unpack_predictions(rows) for part in gathered for token, rows in part.items()}
 
 
-@torch.no_grad()
 def evaluate(
     detector: nn.Module,
     loader,
@@ -68,10 +67,8 @@ def evaluate(
     A streamed split (`SceneStream`) is scored with `reader`'s tables (DATASETS.DATAROOT).
     """
     if isinstance(loader.dataset, SceneStream):
-        was_training = detector.training
-        detector.eval()
-        detections = _predict_stream(detector, loader, accelerator)
-        detector.train(was_training)
+        with evaluating(detector):
+            detections = _predict_stream(detector, loader, accelerator)
         if detections is None:
             return None
         expected = reader.sample_tokens(cfg.DATASETS.TEST_SPLIT)
@@ -85,18 +82,18 @@ def evaluate(
         return metrics
     dataset = loader.dataset
     index_of = {token: i for i, token in enumerate(dataset.tokens)}
-    was_training = detector.training
-    detector.eval()
     indices, packed = [], []
     progress = tqdm(loader, desc="evaluate", disable=not accelerator.is_main_process, leave=False)
-    for batch in progress:
-        predictions = detector(batch)
-        batch_index = torch.tensor([index_of[t] for t in batch["sample_token"]], device=accelerator.device)
-        rows = pack_predictions(predictions, detector.max_detections).to(accelerator.device)
-        batch_index, rows = accelerator.gather_for_metrics((batch_index, rows))
-        indices.append(batch_index.cpu())
-        packed.append(rows.cpu())
-    detector.train(was_training)
+    with evaluating(detector):
+        for batch in progress:
+            predictions = detector(batch)
+            batch_index = torch.tensor(
+                [index_of[t] for t in batch["sample_token"]], device=accelerator.device
+            )
+            rows = pack_predictions(predictions, detector.max_detections).to(accelerator.device)
+            batch_index, rows = accelerator.gather_for_metrics((batch_index, rows))
+            indices.append(batch_index.cpu())
+            packed.append(rows.cpu())
     if not accelerator.is_main_process:
         return None
     all_indices, all_rows = torch.cat(indices), torch.cat(packed)

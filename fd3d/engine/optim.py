@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fvcore.common.config import CfgNode
 from torch import nn
 from torch.optim import AdamW, Optimizer
@@ -26,3 +28,13 @@ def build_optimizer(model: nn.Module, cfg: CfgNode) -> Optimizer:
 def build_scheduler(optimizer: Optimizer, cfg: CfgNode) -> LambdaLR:
     warmup = min(cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.MAX_ITER)
     return get_cosine_schedule_with_warmup(optimizer, warmup, cfg.SOLVER.MAX_ITER)
+
+
+def build_phase_optimizer(
+    parameters: Sequence[nn.Parameter], steps: int, cfg: CfgNode
+) -> tuple[Optimizer, LambdaLR]:
+    """A training phase's own AdamW at BASE_LR over `parameters`, with the solver's warm-up (at most
+    `steps`) and a cosine decay to zero over the phase's `steps`."""
+    solver = cfg.SOLVER
+    optimizer = AdamW(list(parameters), lr=solver.BASE_LR, weight_decay=solver.WEIGHT_DECAY)
+    return optimizer, get_cosine_schedule_with_warmup(optimizer, min(solver.WARMUP_ITERS, steps), steps)

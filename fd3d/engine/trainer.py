@@ -10,8 +10,9 @@ from __future__ import annotations
 import itertools
 import json
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,24 +21,60 @@ from accelerate.utils import send_to_device, set_seed
 from fvcore.common.config import CfgNode
 from tqdm import tqdm
 
+from fd3d.atomic import write_text_atomically
 from fd3d.config import ConfigError
 from fd3d.data.nuscenes import NuScenesReader
 from fd3d.data.stream import SceneStream, batches_per_epoch
-from fd3d.distill import Distiller
-from fd3d.distill.distiller import HEAD_USERS
-from fd3d.engine.build import build_dataset, build_loader, build_training_model, data_image_size, detector_of
-from fd3d.engine.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint
+from fd3d.distill import build_training_model
+from fd3d.engine.build import build_dataset, build_loader
+from fd3d.engine.checkpoint import CorruptCheckpointError, last_checkpoint, load_checkpoint, save_checkpoint
 from fd3d.engine.evaluator import evaluate, publish_metrics
-from fd3d.engine.head_pretraining import pretrain_distillation_head
-from fd3d.engine.optim import build_optimizer, build_scheduler
-from fd3d.hub import from_pretrained, load_pretrained_config, load_weights_into, save_pretrained
+from fd3d.engine.optim import build_optimizer, build_phase_optimizer, build_scheduler
+from fd3d.hub import WEIGHTS_NAME, from_pretrained, load_pretrained_config, load_weights_into, save_pretrained
+from fd3d.modeling.trainable import TrainingPhase
 
 MODEL_DIR = "model"
-HEAD_PRETRAINING_FILE = "head_pretraining.json"
+PHASE_SUMMARY_WINDOW = 50  # last steps of a phase averaged into its summary
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN or inf; names the term and the step."""
+
+
+POSITIVE_INT, NON_NEGATIVE_INT = "a positive integer", "a non-negative integer"
+POSITIVE, NON_NEGATIVE = "a positive finite number", "a non-negative finite number"
+# key: (what its value must be, what the boundary value means where it has a meaning)
+SOLVER_RANGES = {
+    "SOLVER.MAX_ITER": (POSITIVE_INT, ""),
+    "SOLVER.IMS_PER_BATCH": (POSITIVE_INT, ""),
+    "SOLVER.GRAD_ACCUM_STEPS": (POSITIVE_INT, " (1: no accumulation)"),
+    "SOLVER.CHECKPOINT_PERIOD": (POSITIVE_INT, ""),
+    "SOLVER.LOG_PERIOD": (POSITIVE_INT, ""),
+    "SOLVER.WARMUP_ITERS": (NON_NEGATIVE_INT, " (0: no warm-up)"),
+    "SOLVER.MAX_CHECKPOINTS_KEPT": (NON_NEGATIVE_INT, " (0: keep every checkpoint)"),
+    "TEST.EVAL_PERIOD": (NON_NEGATIVE_INT, " (0: evaluate only at the end)"),
+    "TEST.IMS_PER_BATCH": (POSITIVE_INT, ""),
+    "SOLVER.BASE_LR": (POSITIVE, ""),
+    "SOLVER.BACKBONE_LR_FACTOR": (NON_NEGATIVE, " (0: frozen backbone)"),
+    "SOLVER.WEIGHT_DECAY": (NON_NEGATIVE, ""),
+    "SOLVER.GRAD_CLIP": (NON_NEGATIVE, " (0: no clipping)"),
+}
+
+
+def validate_solver(cfg: CfgNode) -> None:
+    """Raise `ConfigError` naming the first schedule key (`SOLVER_RANGES`) whose value is out of range."""
+    for key, (allowed, meaning) in SOLVER_RANGES.items():
+        section, name = key.split(".")
+        value = cfg[section][name]
+        if not _in_range(value, allowed):
+            raise ConfigError(f"{key}={value!r}: must be {allowed}{meaning}")
+
+
+def _in_range(value, allowed: str) -> bool:
+    number_type = int if allowed in (POSITIVE_INT, NON_NEGATIVE_INT) else (int, float)
+    if isinstance(value, bool) or not isinstance(value, number_type):
+        return False
+    return (value > 0 if allowed in (POSITIVE_INT, POSITIVE) else value >= 0) and value < float("inf")
 
 
 def make_accelerator(cfg: CfgNode) -> Accelerator:
@@ -55,15 +92,19 @@ def make_accelerator(cfg: CfgNode) -> Accelerator:
     )
 
 
-def check_finite(losses: dict, step: int, accelerator: Accelerator, output_dir: str) -> None:
-    """Stop every process together when any loss term is not finite, naming it."""
+def check_finite(losses: dict, step: int, accelerator: Accelerator, output_dir: str, phase: str = "") -> None:
+    """Stop every process together when any loss term is not finite, naming it (and the phase, if any)."""
     bad = [name for name, value in losses.items() if not torch.isfinite(value).all()]
     flag = torch.tensor([float(len(bad))], device=accelerator.device)
     if accelerator.gather(flag).sum() > 0:
-        last = last_checkpoint(output_dir)
-        kept = f"the last good checkpoint is {last[1]}" if last else "no checkpoint was written yet"
+        try:
+            last = last_checkpoint(output_dir)
+            kept = f"the last good checkpoint is {last[1]}" if last else "no checkpoint was written yet"
+        except (CorruptCheckpointError, FileNotFoundError) as error:  # the loss error must still be raised
+            kept = f"no intact checkpoint ({error})"
         where = ", ".join(f"{name}={losses[name].item()}" for name in bad) or "on another process"
-        raise NonFiniteLossError(f"non-finite loss at step {step}: {where}; training stopped, {kept}")
+        at = f"{phase} step" if phase else "step"
+        raise NonFiniteLossError(f"non-finite loss at {at} {step}: {where}; training stopped, {kept}")
 
 
 def _evaluate_into(detector, cfg: CfgNode, accelerator: Accelerator, name: str) -> dict | None:
@@ -90,6 +131,15 @@ def _evaluate_into(detector, cfg: CfgNode, accelerator: Accelerator, name: str) 
 
 
 @dataclass
+class PreparedPhase:
+    """A model's training phase with its prepared optimizer and its schedule."""
+
+    phase: TrainingPhase
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+
+
+@dataclass
 class TrainingRun:
     """Everything `accelerator.prepare` returned for one job, and the step it resumes at."""
 
@@ -99,93 +149,129 @@ class TrainingRun:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     loader: torch.utils.data.DataLoader
     step: int = 0
-
-
-def _pretrain_head(
-    model: torch.nn.Module, dataset: torch.utils.data.Dataset, cfg: CfgNode, accelerator: Accelerator
-) -> None:
-    """Head-only steps before the first apprentice step; a resumed run has them in its checkpoint."""
-    iters = cfg.DISTILL.HEAD.PRETRAIN_ITERS
-    if iters < 0 or not isinstance(model, Distiller) or model.head is None:
-        raise ConfigError(
-            f"DISTILL.HEAD.PRETRAIN_ITERS={iters} needs a non-negative count and a distillation head "
-            f"(DISTILL.LOSSES {list(cfg.DISTILL.LOSSES)} must include {HEAD_USERS})"
-        )
-    summary = pretrain_distillation_head(model, dataset, cfg, accelerator.device, accelerator.is_main_process)
-    accelerator.print(
-        f"distillation head pre-trained for {iters} steps: L_dh {summary['loss_dh']:.3f}, "
-        f"{summary['focal_queries_per_sample']:.1f} focal queries per sample (last steps)"
-    )
-    if accelerator.is_main_process:
-        Path(cfg.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
-        (Path(cfg.OUTPUT_DIR) / HEAD_PRETRAINING_FILE).write_text(json.dumps(summary, indent=2))
+    phases: list[PreparedPhase] = field(default_factory=list)
 
 
 def prepare_training(cfg: CfgNode, resume: bool = False) -> TrainingRun:
-    """Build model, data, optimizer and schedule, prepare them once, and restore the last checkpoint."""
+    """Build model, data, optimizers and schedules, prepare them once, run the model's training phases
+    (not on resume: the checkpoint has their result), and restore the last checkpoint."""
+    validate_solver(cfg)
     accelerator = make_accelerator(cfg)
     set_seed(cfg.SEED)
     model = build_training_model(cfg)
     if cfg.MODEL.WEIGHTS:
         _, folder = load_pretrained_config(cfg.MODEL.WEIGHTS)
-        load_weights_into(detector_of(model), folder / "model.safetensors")
+        load_weights_into(model.trained_detector(), folder / WEIGHTS_NAME)
     shuffle = cfg.DATALOADER.SHUFFLE
     dataset = build_dataset(
         cfg,
         cfg.DATASETS.TRAIN_SPLIT,
-        data_image_size(model, cfg),
+        model.data_image_size(),
         model.queue_length,
         shuffle=shuffle,
         rank=accelerator.process_index,
         world_size=accelerator.num_processes,
     )
     streaming = isinstance(dataset, SceneStream)
-    if cfg.DISTILL.HEAD.PRETRAIN_ITERS and not (resume and last_checkpoint(cfg.OUTPUT_DIR)):
-        if streaming:
-            raise ConfigError(
-                "DISTILL.HEAD.PRETRAIN_ITERS reads the map-style dataset: use DATASETS.SOURCE dataroot"
-            )
-        _pretrain_head(model, dataset, cfg, accelerator)
     loader = build_loader(dataset, cfg.SOLVER.IMS_PER_BATCH, shuffle, cfg.DATALOADER.NUM_WORKERS, cfg.SEED)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
+    phases = model.training_phases()
+    phase_optimizers = [build_phase_optimizer(phase.parameters, phase.steps, cfg) for phase in phases]
+    to_prepare = [model, optimizer, *(phase_optimizer for phase_optimizer, _ in phase_optimizers)]
     if streaming:  # the stream is already this process's part: Accelerate must not shard it again
-        model, optimizer = accelerator.prepare(model, optimizer)
+        model, optimizer, *prepared = accelerator.prepare(*to_prepare)
         first_epoch = batches_per_epoch(
             dataset, 0, cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_WORKERS, shuffle
         )
     else:
-        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        model, optimizer, *prepared, loader = accelerator.prepare(*to_prepare, loader)
         first_epoch = len(loader)
     accelerator.register_for_checkpointing(scheduler)  # stepped by hand: once per optimizer step
     if first_epoch == 0:
         raise ValueError(f"the {cfg.DATASETS.TRAIN_SPLIT} split has fewer samples than one batch per process")
     run = TrainingRun(accelerator, model, optimizer, scheduler, loader)
-    if resume:
-        found = last_checkpoint(cfg.OUTPUT_DIR)
-        if found is None:
+    run.phases = [
+        PreparedPhase(phase, phase_optimizer, phase_scheduler)
+        for phase, phase_optimizer, (_, phase_scheduler) in zip(
+            phases, prepared, phase_optimizers, strict=True
+        )
+    ]
+    found = last_checkpoint(cfg.OUTPUT_DIR) if resume else None
+    if found is None:
+        if resume:
             accelerator.print(
                 f"--resume: no checkpoint in {cfg.OUTPUT_DIR}/checkpoints, starting from step 0"
             )
-        else:
-            run.step = load_checkpoint(accelerator, found[1])
-            accelerator.print(f"resumed from {found[1]} (step {run.step})")
+        for prepared_phase in run.phases:
+            run_phase(run, prepared_phase, cfg)
+    else:
+        run.step = load_checkpoint(accelerator, found[1])
+        accelerator.print(f"resumed from {found[1]} (step {run.step})")
     return run
 
 
-def batches(run: TrainingRun, cfg: CfgNode) -> Iterator[dict]:
-    """The data from `run.step` on: deterministic per-epoch shuffles, the consumed part skipped."""
+def phase_summary_file(name: str) -> str:
+    """The JSON file in OUTPUT_DIR that a finished training phase writes its summary to."""
+    return f"{name}.json"
+
+
+def run_phase(run: TrainingRun, prepared: PreparedPhase, cfg: CfgNode) -> dict[str, float]:
+    """Train a phase's parameters for its steps on the run's data, through the prepared model.
+
+    The global random state is restored afterwards and the main steps restart the data at epoch 0, so
+    the apprentice's initialisation, random masks and data order are those of a run without the phase.
+    Returns (and writes to `phase_summary_file`) the mean of each logged value over the last steps.
+    """
+    phase, accelerator = prepared.phase, run.accelerator
+    devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+    recent: deque[dict[str, float]] = deque(maxlen=PHASE_SUMMARY_WINDOW)
+    with torch.random.fork_rng(devices=devices):
+        stream = batches(run, cfg, start_step=0)
+        progress = tqdm(total=phase.steps, desc=phase.name, disable=not accelerator.is_main_process)
+        done = 0
+        while done < phase.steps:
+            losses, total = _update(
+                run, next(stream), cfg, prepared.optimizer, phase.parameters, done, phase.name
+            )
+            if accelerator.sync_gradients:
+                prepared.scheduler.step()
+                done += 1
+                progress.update(1)
+                recent.append({"loss": total.item(), **{name: v.item() for name, v in losses.items()}})
+        stream.close()
+        progress.close()
+    prepared.optimizer.zero_grad(set_to_none=True)
+    summary = {
+        "steps": phase.steps,
+        **{name: sum(r[name] for r in recent) / len(recent) for name in recent[0]},
+    }
+    accelerator.print(
+        f"{phase.name}: {phase.steps} steps; last {len(recent)} steps: "
+        + ", ".join(f"{name} {value:.4g}" for name, value in summary.items() if name != "steps")
+    )
+    if accelerator.is_main_process:
+        write_text_atomically(
+            Path(cfg.OUTPUT_DIR) / phase_summary_file(phase.name), json.dumps(summary, indent=2)
+        )
+    return summary
+
+
+def batches(run: TrainingRun, cfg: CfgNode, start_step: int | None = None) -> Iterator[dict]:
+    """The data from `start_step` (default `run.step`) on: deterministic per-epoch shuffles, the consumed
+    part skipped."""
+    step = run.step if start_step is None else start_step
     if isinstance(run.loader.dataset, SceneStream):
-        yield from _stream_batches(run, cfg)
+        yield from _stream_batches(run, cfg, step)
         return
-    epoch, skip = divmod(run.step * cfg.SOLVER.GRAD_ACCUM_STEPS, len(run.loader))
+    epoch, skip = divmod(step * cfg.SOLVER.GRAD_ACCUM_STEPS, len(run.loader))
     while True:
         run.loader.set_epoch(epoch)
         yield from run.accelerator.skip_first_batches(run.loader, skip) if skip else run.loader
         epoch, skip = epoch + 1, 0
 
 
-def _stream_batches(run: TrainingRun, cfg: CfgNode) -> Iterator[dict]:
+def _stream_batches(run: TrainingRun, cfg: CfgNode, step: int) -> Iterator[dict]:
     """A `SceneStream`'s batches on the device; epochs may differ in length, so the resumed position is
     found by walking them. Each epoch stops at the count every process reaches (`batches_per_epoch`)."""
     stream, size, workers = run.loader.dataset, cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_WORKERS
@@ -194,7 +280,7 @@ def _stream_batches(run: TrainingRun, cfg: CfgNode) -> Iterator[dict]:
     def epoch_length(epoch: int) -> int:
         return batches_per_epoch(stream, epoch, size, workers, drop_last)
 
-    epoch, skip = 0, run.step * cfg.SOLVER.GRAD_ACCUM_STEPS
+    epoch, skip = 0, step * cfg.SOLVER.GRAD_ACCUM_STEPS
     while skip >= epoch_length(epoch):
         skip -= epoch_length(epoch)
         epoch += 1
@@ -206,19 +292,34 @@ def _stream_batches(run: TrainingRun, cfg: CfgNode) -> Iterator[dict]:
         epoch, skip = epoch + 1, 0
 
 
-def training_step(run: TrainingRun, batch: dict, cfg: CfgNode) -> tuple[dict, torch.Tensor]:
-    """Forward, finiteness check, backward, clipping, optimizer and (on sync) schedule step."""
+def _update(
+    run: TrainingRun,
+    batch: dict,
+    cfg: CfgNode,
+    optimizer: torch.optim.Optimizer,
+    parameters: Sequence[torch.nn.Parameter],
+    step: int,
+    phase: str = "",
+) -> tuple[dict, torch.Tensor]:
+    """Forward (of `phase`, or the main step), finiteness check, backward, clipping of `parameters`, and
+    `optimizer`'s step (Accelerate skips it while accumulating)."""
     accelerator = run.accelerator
     with accelerator.accumulate(run.model):
-        losses = run.model(batch)
-        check_finite(losses, run.step, accelerator, cfg.OUTPUT_DIR)
+        losses = run.model(batch, phase=phase) if phase else run.model(batch)
+        check_finite(losses, step, accelerator, cfg.OUTPUT_DIR, phase)
         total = sum(value for name, value in losses.items() if name.startswith("loss"))
         accelerator.backward(total)
         if accelerator.sync_gradients and cfg.SOLVER.GRAD_CLIP > 0:
-            accelerator.clip_grad_norm_(run.model.parameters(), cfg.SOLVER.GRAD_CLIP)
-        run.optimizer.step()
-        run.optimizer.zero_grad()
-    if accelerator.sync_gradients:
+            accelerator.clip_grad_norm_(parameters, cfg.SOLVER.GRAD_CLIP)
+        optimizer.step()
+        optimizer.zero_grad()
+    return losses, total
+
+
+def training_step(run: TrainingRun, batch: dict, cfg: CfgNode) -> tuple[dict, torch.Tensor]:
+    """Forward, finiteness check, backward, clipping, optimizer and (on sync) schedule step."""
+    losses, total = _update(run, batch, cfg, run.optimizer, list(run.model.parameters()), run.step)
+    if run.accelerator.sync_gradients:
         run.scheduler.step()
         run.step += 1
     return losses, total
@@ -256,7 +357,7 @@ def train(cfg: CfgNode, resume: bool = False, stop_after: int | None = None) -> 
         if run.step % solver.CHECKPOINT_PERIOD == 0 or run.step == solver.MAX_ITER:
             save_checkpoint(accelerator, cfg.OUTPUT_DIR, run.step, solver.MAX_CHECKPOINTS_KEPT)
         if cfg.TEST.EVAL_PERIOD and run.step % cfg.TEST.EVAL_PERIOD == 0 and run.step < solver.MAX_ITER:
-            detector = detector_of(accelerator.unwrap_model(run.model))
+            detector = accelerator.unwrap_model(run.model).trained_detector()
             metrics = _evaluate_into(detector, cfg, accelerator, f"eval_{run.step:08d}")
             if metrics is not None:
                 accelerator.log(
@@ -267,23 +368,16 @@ def train(cfg: CfgNode, resume: bool = False, stop_after: int | None = None) -> 
         accelerator.end_training()
         return None
 
-    trained = detector_of(accelerator.unwrap_model(run.model))
+    trainable = accelerator.unwrap_model(run.model)
+    trained = trainable.trained_detector()
     metrics = _evaluate_into(trained, cfg, accelerator, "eval_final")
     if accelerator.is_main_process:
         if metrics is not None:
             accelerator.log(
                 {f"val/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=run.step
             )
-        distilled = bool(cfg.DISTILL.LOSSES)
         save_pretrained(
-            trained,
-            cfg,
-            Path(cfg.OUTPUT_DIR) / MODEL_DIR,
-            metrics=metrics,
-            distilled_from=(cfg.DISTILL.EXPERT.WEIGHTS or cfg.DISTILL.EXPERT.CONFIG_FILE)
-            if distilled
-            else None,
-            method="+".join(cfg.DISTILL.LOSSES) if distilled else None,
+            trained, cfg, Path(cfg.OUTPUT_DIR) / MODEL_DIR, metrics=metrics, **trainable.provenance()
         )
     accelerator.wait_for_everyone()
     accelerator.end_training()

@@ -20,6 +20,7 @@ from fvcore.nn.jit_handles import get_shape
 from torch import Tensor, nn
 
 from fd3d.data.example_batch import example_batch
+from fd3d.modeling.evaluating import evaluating
 
 # Elementwise and bookkeeping ops whose cost is negligible next to convolutions and matmuls.
 IGNORED_OPS = (
@@ -130,7 +131,6 @@ def count_flops(detector: nn.Module, image_size: tuple[int, int]) -> FlopReport:
     A temporal detector is counted for one frame: its history enters as a cached previous BEV at test
     time, so re-encoding the queue is not part of a frame's cost.
     """
-    detector = detector.eval()
     batch = example_batch(image_size)
     wrapped = _HeadOutputsOf(detector)
     analysis = FlopCountAnalysis(wrapped, (batch["images"], batch["lidar2img"]))
@@ -138,7 +138,7 @@ def count_flops(detector: nn.Module, image_size: tuple[int, int]) -> FlopReport:
     analysis.set_op_handle("aten::scaled_dot_product_attention", scaled_dot_product_attention_flop)
     analysis.set_op_handle(**{op: None for op in IGNORED_OPS})
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    with torch.no_grad():
+    with evaluating(detector):  # the trace runs here, on the first query
         total = analysis.total()
         per_module = analysis.by_module()
         per_operator = analysis.by_operator()
@@ -153,7 +153,6 @@ def count_flops(detector: nn.Module, image_size: tuple[int, int]) -> FlopReport:
     )
 
 
-@torch.no_grad()
 def inference_fps(
     detector: nn.Module,
     image_size: tuple[int, int],
@@ -161,18 +160,21 @@ def inference_fps(
     warmup: int = 1,
     device: str = "cpu",
 ) -> float:
-    """Frames (6-camera samples) per second of `detector` in eval mode, batch 1, after `warmup` runs."""
-    detector = detector.eval().to(device)
+    """Frames (6-camera samples) per second of `detector` in eval mode, batch 1, after `warmup` runs.
+
+    The detector is moved to `device` (and stays there); its train/eval mode is restored afterwards."""
+    detector = detector.to(device)
     batch = {
         key: value.to(device) if isinstance(value, Tensor) else value
         for key, value in example_batch(image_size).items()
     }
-    for _ in range(warmup):
-        detector(batch)
     synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    synchronize()
-    start = time.perf_counter()
-    for _ in range(iterations):
-        detector(batch)
-    synchronize()
+    with evaluating(detector):
+        for _ in range(warmup):
+            detector(batch)
+        synchronize()
+        start = time.perf_counter()
+        for _ in range(iterations):
+            detector(batch)
+        synchronize()
     return iterations / (time.perf_counter() - start)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from fd3d.data.dataset import NuScenesDataset, collate_samples
 from fd3d.evaluation.nuscenes_eval import Detections, evaluate_detections
+from fd3d.modeling.evaluating import evaluating
 
 
 def dataset_for(
@@ -32,23 +32,18 @@ def dataset_for(
     )
 
 
-@torch.no_grad()
 def predict_split(
     detector: nn.Module, dataset: NuScenesDataset, progress: bool = True
 ) -> dict[str, Detections]:
     """{sample token: Detections} for every sample of `dataset`, one frame at a time in eval mode."""
-    was_training = detector.training
-    detector.eval()
     detections = {}
-    try:
+    with evaluating(detector):
         for index in tqdm(range(len(dataset)), desc="predict", disable=not progress, leave=False):
             sample = dataset[index]
             prediction = detector(collate_samples([sample]))[0]
             detections[sample["sample_token"]] = Detections(
                 *(prediction[key].cpu().numpy() for key in ("boxes_lidar", "scores", "labels"))
             )
-    finally:
-        detector.train(was_training)
     return detections
 
 

@@ -36,6 +36,7 @@ from fd3d.data import geometry
 from fd3d.data.classes import DETECTION_CLASSES
 from fd3d.data.dataset import NuScenesDataset, collate_samples
 from fd3d.data.rig import CAMERA_NAMES
+from fd3d.modeling.evaluating import evaluating
 
 logger = logging.getLogger(__name__)
 
@@ -421,19 +422,14 @@ def check_model_name(name: str) -> str:
     return name
 
 
-@torch.no_grad()
 def run_model_on_sample(model: nn.Module, dataset: NuScenesDataset, sample_index: int) -> dict:
     """Features and predictions of one sample: the batch of one, `features`, `predictions` (numpy)."""
     batch = collate_samples([dataset[sample_index]])
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         on_device = _batch_to(batch, _model_device(model))
         features = model.extract_features(on_device)
         outputs = model.forward_head(features, on_device)
         prediction = model.predict(outputs)[0]
-    finally:
-        model.train(was_training)
     return {
         "batch": batch,
         "features": features,

@@ -42,6 +42,7 @@ from fd3d.modeling.box_coder import decode_topk
 from fd3d.modeling.fpn import FPN
 from fd3d.modeling.losses import DetectionLoss
 from fd3d.modeling.outputs import CameraGeometry, DetectorFeatures, HeadOutputs
+from fd3d.modeling.trainable import TrainableModel
 
 INPUT_FORMATS = ("RGB", "BGR")
 
@@ -68,7 +69,7 @@ def pad_to_multiple(images: Tensor, divisor: int) -> Tensor:
     return F.pad(images, (0, pad_w, 0, pad_h)) if pad_h or pad_w else images
 
 
-class Camera3DDetector(nn.Module, ABC):
+class Camera3DDetector(nn.Module, TrainableModel, ABC):
     """Shared plumbing: image normalisation and resize, ResNet + FPN, the loss and NMS-free decoding."""
 
     def __init__(self, cfg: CfgNode) -> None:

@@ -54,7 +54,13 @@ class DetectionLoss(nn.Module):
         self, cls_logits: Tensor, box_code: Tensor, gt_boxes: list[Tensor], gt_labels: list[Tensor]
     ) -> tuple[Tensor, Tensor, list[tuple[Tensor, Tensor]]]:
         """(B, Q, K) logits and (B, Q, 10) codes of one layer -> (focal loss, L1 loss), unweighted, and the
-        per-sample matching (query_idx, gt_idx) they were computed with."""
+        per-sample matching (query_idx, gt_idx) they were computed with.
+
+        Non-finite predictions (a diverged model) cannot be matched: both terms are then NaN and nothing
+        is matched, so the caller's loss check names the terms instead of the matcher failing.
+        """
+        if not (torch.isfinite(cls_logits).all() & torch.isfinite(box_code).all()):  # one host sync
+            return _unmatched(cls_logits, box_code)
         cls_targets = torch.zeros_like(cls_logits)
         l1_sum = box_code.new_zeros(())
         num_gt = 0
@@ -87,3 +93,11 @@ class DetectionLoss(nn.Module):
             losses[f"loss_cls{suffix}"] = self.cls_weight * focal
             losses[f"loss_box{suffix}"] = self.box_weight * l1
         return losses
+
+
+def _unmatched(cls_logits: Tensor, box_code: Tensor) -> tuple[Tensor, Tensor, list[tuple[Tensor, Tensor]]]:
+    """NaN focal and L1 terms (still in the graph) and an empty matching per sample."""
+    empty = torch.empty(0, dtype=torch.long, device=cls_logits.device)
+    matches = [(empty, empty.clone()) for _ in range(cls_logits.shape[0])]
+    nan = float("nan")
+    return cls_logits.sum() * nan, box_code.sum() * nan, matches

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from fvcore.common.config import CfgNode
 from fvcore.common.registry import Registry
 from torch import Tensor
 
-from fd3d.config import get_cfg, load_config
+from fd3d.config import config_files, get_cfg, load_config
 from fd3d.data.classes import DETECTION_CLASSES
 from fd3d.hub import save_pretrained
 from fd3d.modeling import build_model
@@ -233,14 +233,15 @@ def convert_checkpoint(
     out: str | os.PathLike,
     *,
     official_config: str | os.PathLike | None = None,
-    config_file: str | os.PathLike | None = None,
+    config_file: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     image_size: Iterable[int] | None = None,
     skip_missing_bases: bool = False,
 ) -> Conversion:
     """Convert, check and save; returns the folder, the fd3d config and the assumptions made (notes).
 
     The architecture comes from the official mmcv config (`official_config`) or from an fd3d config that
-    describes it (`config_file`, e.g. configs/DETR3D/official_r101_dcn.yaml); exactly one is given.
+    describes it (`config_file`, e.g. projects/DETR3D/configs/official_r101_dcn.yaml, or a list of overlays
+    merged in order); exactly one is given.
     """
     if (official_config is None) == (config_file is None):
         raise OfficialConfigError(
@@ -252,7 +253,8 @@ def convert_checkpoint(
     else:
         overrides = ["INPUT.IMAGE_SIZE", str(list(image_size))] if image_size is not None else []
         cfg, notes = load_config(config_file, overrides), []
-        source = f"Architecture from fd3d config `{Path(config_file).name}`"
+        names = " + ".join(f"`{Path(path).name}`" for path in config_files(config_file))
+        source = f"Architecture from fd3d config {names}"
     mapping = mapping_for(cfg.MODEL.META_ARCHITECTURE)
     state = read_checkpoint(checkpoint)
     mapped, used = mapping.convert_weights(state, cfg)

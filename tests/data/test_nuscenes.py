@@ -15,8 +15,8 @@ from scipy.spatial import ConvexHull
 from fd3d.data.dataset import NuScenesDataset, collate_samples
 from fd3d.data.geometry import box_corners
 from fd3d.data.nuscenes import DatasetError, NuScenesReader, decode_row, open_nuscenes
-from fd3d.data.render import PinholeCamera, background_colors
 from fd3d.data.rig import CAMERA_NAMES
+from fd3d.data.synthetic.render import PinholeCamera, background_colors
 from tests.conftest import PC_RANGE
 
 

@@ -17,13 +17,13 @@ from fd3d.hub import save_pretrained
 from fd3d.modeling.registry import build_model
 from tools.export_onnx import main as export_tool
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PROJECTS = Path(__file__).resolve().parents[2] / "projects"  # detector configs: <Name>/configs/
 TOLERANCE = 1e-4
 
 
 def apprentice(name: str, *overrides: str):
     torch.manual_seed(0)
-    cfg = load_config(CONFIGS / name / "cpu_apprentice.yaml", list(overrides))
+    cfg = load_config(PROJECTS / name / "configs" / "cpu_apprentice.yaml", list(overrides))
     return build_model(cfg).eval(), cfg
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from fd3d.config import ConfigError, load_config
+from fd3d.config import ConfigError, distill_config, distill_methods, load_config
 from fd3d.data.example_batch import example_batch
 from fd3d.distill import Distiller
 
-DISTILL_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "distill"
+ROOT = Path(__file__).resolve().parents[2]
+PAIRS = ROOT / "configs" / "distill" / "pairs"
 # every matched query counts as focal, so QFD and focal SMGD have work from the first step
 ALL_MATCHED_FOCAL = ["DISTILL.HEAD.CONF_THRESH", "-1.0", "DISTILL.HEAD.GIOU_THRESH", "-2.0"]
 CARS = torch.tensor(
@@ -25,9 +26,9 @@ def batch_with_cars(queue_length: int = 1) -> dict:
     return batch
 
 
-def build(config: str, *overrides: str) -> Distiller:
+def build(config: list[Path], *overrides: str) -> Distiller:
     torch.manual_seed(0)
-    return Distiller(load_config(DISTILL_CONFIGS / config, list(overrides))).train()
+    return Distiller(load_config(config, list(overrides))).train()
 
 
 def params(module: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -41,7 +42,7 @@ def has_gradient(module, loss) -> bool:
 
 @pytest.fixture(scope="module")
 def fd3d_bevformer():
-    distiller = build("bevformer_cpu/fd3d.yaml", *ALL_MATCHED_FOCAL)
+    distiller = build(distill_config("bevformer_cpu", "fd3d"), *ALL_MATCHED_FOCAL)
     return distiller, distiller(batch_with_cars())
 
 
@@ -82,17 +83,15 @@ def test_gradient_routing(fd3d_bevformer):
     assert all(p.grad is None for p in distiller.expert.parameters())
 
 
-SWITCHES = sorted(
-    str(p.relative_to(DISTILL_CONFIGS))
-    for pair in ("bevformer_cpu", "detr3d_cpu")
-    for p in (DISTILL_CONFIGS / pair).glob("*.yaml")
-    if p.name != "Base.yaml" and not (pair == "detr3d_cpu" and p.stem not in ("fd3d", "cwd", "mask_on_gt"))
-)
+# (pair, method): every method on the BEVFormer pair, the PV variants on the DETR3D pair
+SWITCHES = [("bevformer_cpu", method) for method in distill_methods()] + [
+    ("detr3d_cpu", method) for method in ("fd3d", "cwd", "mask_on_gt")
+]
 
 
-@pytest.mark.parametrize("config", SWITCHES)
-def test_every_switch_runs_a_training_step(config):
-    distiller = build(config, *ALL_MATCHED_FOCAL)
+@pytest.mark.parametrize(("pair", "method"), SWITCHES)
+def test_every_switch_runs_a_training_step(pair, method):
+    distiller = build(distill_config(pair, method), *ALL_MATCHED_FOCAL)
     optimizer = torch.optim.AdamW(params(distiller), lr=1e-3)
     before = [p.detach().clone() for p in params(distiller.apprentice)]
     losses = distiller(batch_with_cars(queue_length=0))
@@ -104,7 +103,7 @@ def test_every_switch_runs_a_training_step(config):
 
 
 def test_detr3d_distils_on_perspective_view_with_a_pv_head():
-    distiller = build("detr3d_cpu/fd3d.yaml", *ALL_MATCHED_FOCAL)
+    distiller = build(distill_config("detr3d_cpu", "fd3d"), *ALL_MATCHED_FOCAL)
     assert distiller.head.mode == "pv"
     losses = distiller(batch_with_cars(queue_length=0))
     assert losses["loss_kd_qfd"] > 0 and "loss_kd_smgd_bev" not in losses
@@ -112,7 +111,7 @@ def test_detr3d_distils_on_perspective_view_with_a_pv_head():
 
 def test_expert_with_other_channels_and_bev_downsampling():
     wider = ["DISTILL.EXPERT.OPTS", "['MODEL.FPN.OUT_CHANNELS', '96', 'MODEL.HEAD.EMBED_DIMS', '96']"]
-    distiller = build("bevformer_cpu/downsample.yaml", *ALL_MATCHED_FOCAL, *wider)
+    distiller = build(distill_config("bevformer_cpu", "downsample"), *ALL_MATCHED_FOCAL, *wider)
     assert distiller.expert_shapes["bev"] == ((50, 50), 96) and distiller.apprentice_shapes["bev"] == (
         (25, 25),
         64,
@@ -123,9 +122,9 @@ def test_expert_with_other_channels_and_bev_downsampling():
 
 def test_bad_switches_are_named():
     with pytest.raises(ConfigError, match="DISTILL.LOSSES"):
-        build("bevformer_cpu/Base.yaml", "DISTILL.LOSSES", "['smgd', 'kd']")
+        build([PAIRS / "bevformer_cpu.yaml"], "DISTILL.LOSSES", "['smgd', 'kd']")
     with pytest.raises(ConfigError, match="no BEV feature"):
-        build("detr3d_cpu/Base.yaml", "DISTILL.LOSSES", "['cwd']", "DISTILL.CWD.STAGES", "['bev']")
+        build([PAIRS / "detr3d_cpu.yaml"], "DISTILL.LOSSES", "['cwd']", "DISTILL.CWD.STAGES", "['bev']")
 
 
 def test_expert_loads_from_a_model_folder_and_bad_weights_are_named(tmp_path):
@@ -134,16 +133,20 @@ def test_expert_loads_from_a_model_folder_and_bad_weights_are_named(tmp_path):
     from fd3d.modeling.registry import build_model
 
     torch.manual_seed(123)
-    expert_cfg = load(DISTILL_CONFIGS.parent / "DETR3D" / "cpu_expert.yaml")
+    expert_cfg = load(ROOT / "projects" / "DETR3D" / "configs" / "cpu_expert.yaml")
     trained = build_model(expert_cfg)
     save_pretrained(trained, expert_cfg, tmp_path / "expert")
-    distiller = build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "expert"))
+    distiller = build(distill_config("detr3d_cpu", "cwd"), "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "expert"))
     loaded = distiller.expert.state_dict().values()
     for (name, expected), actual in zip(trained.state_dict().items(), loaded, strict=True):
         assert torch.equal(expected, actual), name
     with pytest.raises(HubError, match="not found"):
-        build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "nowhere" / "expert"))
+        build(
+            distill_config("detr3d_cpu", "cwd"),
+            "DISTILL.EXPERT.WEIGHTS",
+            str(tmp_path / "nowhere" / "expert"),
+        )
     # OPTS that change the architecture make the saved weights misfit: the keys are listed
     wider = ["DISTILL.EXPERT.OPTS", "['MODEL.HEAD.NUM_QUERIES', '150']"]
     with pytest.raises(HubError, match=r"query_content.weight: saved \(200, 64\) vs model \(150, 64\)"):
-        build("detr3d_cpu/cwd.yaml", "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "expert"), *wider)
+        build(distill_config("detr3d_cpu", "cwd"), "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "expert"), *wider)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from safetensors.torch import load_file
 
-from fd3d.config import load_config
+from fd3d.config import distill_config, load_config
 from fd3d.distill import Distiller
 from fd3d.distill.feature_cache import expert_fingerprint
 from tests.distill.test_distiller import ALL_MATCHED_FOCAL, batch_with_cars
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "distill" / "bevformer_cpu" / "fd3d.yaml"
+CONFIG = distill_config("bevformer_cpu", "fd3d")
 
 
 def losses_of(distiller: Distiller, batch: dict) -> dict[str, float]:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PROJECTS = Path(__file__).resolve().parents[2] / "projects"  # detector configs: <Name>/configs/
 
 
 def free_port() -> int:
@@ -24,7 +24,7 @@ def test_two_processes_hold_identical_weights_and_read_disjoint_samples(mini_dat
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
         "--main_process_port", str(free_port()),
         str(Path(__file__).with_name("ddp_probe.py")),
-        str(CONFIGS / "DETR3D" / "cpu_apprentice.yaml"), str(tmp_path),
+        str(PROJECTS / "DETR3D" / "configs" / "cpu_apprentice.yaml"), str(tmp_path),
         "DATASETS.DATAROOT", str(mini_dataroot), "DATASETS.VERSION", "v1.0-mini",
         "DATASETS.TRAIN_SPLIT", "mini_train", "OUTPUT_DIR", str(tmp_path / "out"),
         "SOLVER.MAX_ITER", "3", "SOLVER.WARMUP_ITERS", "1", "SOLVER.BASE_LR", "1e-3",

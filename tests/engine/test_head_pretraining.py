@@ -9,17 +9,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fd3d.config import ConfigError
+from fd3d.config import ConfigError, distill_config
 from fd3d.data.dataset import collate_samples
+from fd3d.distill.distiller import HEAD_PRETRAINING
 from fd3d.engine import trainer
-from fd3d.engine.build import build_dataset, build_training_model, data_image_size
-from fd3d.engine.head_pretraining import pretrain_distillation_head
-from fd3d.engine.trainer import HEAD_PRETRAINING_FILE, batches, prepare_training, train
-from tests.engine.test_trainer import config
+from fd3d.engine.trainer import batches, phase_summary_file, prepare_training, train
+from tests.engine.test_trainer import APPRENTICE, config
 
-FD3D = "distill/detr3d_cpu/fd3d.yaml"
+FD3D = distill_config("detr3d_cpu", "fd3d")
 # every matched query counts as focal, so the toy-scale heads give SMGD/QFD something to distil
 FOCAL = ["DISTILL.HEAD.CONF_THRESH", "-1.0", "DISTILL.HEAD.GIOU_THRESH", "-2.0"]
+HEAD_PRETRAINING_FILE = phase_summary_file(HEAD_PRETRAINING)
 
 
 def head_loss(losses: dict) -> torch.Tensor:
@@ -28,18 +28,19 @@ def head_loss(losses: dict) -> torch.Tensor:
 
 
 def test_pretraining_lowers_the_head_loss_and_moves_nothing_else(mini_dataroot, tmp_path):
-    cfg = config(
-        FD3D, mini_dataroot, tmp_path, "DISTILL.HEAD.PRETRAIN_ITERS", "30", "SOLVER.WARMUP_ITERS", "0"
-    )
-    torch.manual_seed(0)
-    distiller = build_training_model(cfg)
-    dataset = build_dataset(cfg, "mini_train", data_image_size(distiller, cfg), distiller.queue_length)
+    no_warmup = ["SOLVER.WARMUP_ITERS", "0"]
+    start = prepare_training(config(FD3D, mini_dataroot, tmp_path / "start", *no_warmup))
+    initial = start.accelerator.unwrap_model(start.model)  # the distiller a pre-training run starts from
+    dataset = start.loader.dataset
     probe = collate_samples([dataset[0], dataset[1]])
-    before_state = {name: value.clone() for name, value in distiller.state_dict().items()}
+    before_state = {name: value.clone() for name, value in initial.state_dict().items()}
     with torch.no_grad():
-        before = distiller.head_losses(probe)
+        before = initial.head_losses(probe)
 
-    summary = pretrain_distillation_head(distiller, dataset, cfg, torch.device("cpu"), show_progress=False)
+    cfg = config(FD3D, mini_dataroot, tmp_path / "warm", "DISTILL.HEAD.PRETRAIN_ITERS", "30", *no_warmup)
+    run = prepare_training(cfg)  # runs the phase
+    distiller = run.accelerator.unwrap_model(run.model)
+    summary = json.loads((tmp_path / "warm" / HEAD_PRETRAINING_FILE).read_text())
 
     with torch.no_grad():
         after = distiller.head_losses(probe)
@@ -74,7 +75,7 @@ def test_a_resumed_run_skips_pretraining_and_ends_with_the_same_weights(mini_dat
     def must_not_run(*args, **kwargs):
         raise AssertionError("the head was pre-trained again on resume")
 
-    monkeypatch.setattr(trainer, "pretrain_distillation_head", must_not_run)
+    monkeypatch.setattr(trainer, "run_phase", must_not_run)
     train(config(FD3D, mini_dataroot, tmp_path / "resumed", *pretrain), resume=True)
     straight = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
     resumed = load_file(str(tmp_path / "resumed" / "model" / "model.safetensors"))
@@ -84,7 +85,7 @@ def test_a_resumed_run_skips_pretraining_and_ends_with_the_same_weights(mini_dat
 
 @pytest.mark.parametrize(
     ("path", "iters"),
-    [("distill/detr3d_cpu/fitnet.yaml", "5"), (FD3D, "-1"), ("DETR3D/cpu_apprentice.yaml", "5")],
+    [(distill_config("detr3d_cpu", "fitnet"), "5"), (FD3D, "-1"), (APPRENTICE, "5")],
 )
 def test_pretraining_without_a_head_or_with_a_negative_count_is_named(mini_dataroot, tmp_path, path, iters):
     cfg = config(path, mini_dataroot, tmp_path, "DISTILL.HEAD.PRETRAIN_ITERS", iters)

@@ -16,7 +16,7 @@ from fd3d.data.hf import export_parquet_shards
 from fd3d.data.stream import SceneStream, batches_per_epoch, shard_files_of
 from fd3d.engine.trainer import batches, prepare_training, train, training_step
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PROJECTS = Path(__file__).resolve().parents[2] / "projects"  # detector configs: <Name>/configs/
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def _config(path: str, dataroot: Path, output: Path, *extra: str):
         "SOLVER.MAX_ITER", "4", "SOLVER.WARMUP_ITERS", "1", "SOLVER.CHECKPOINT_PERIOD", "2",
         "SOLVER.BASE_LR", "1e-3", "TEST.EVAL_PERIOD", "0", *extra,
     ]  # fmt: skip
-    return load_config(CONFIGS / path, overrides)
+    return load_config(PROJECTS / path, overrides)
 
 
 def _losses(cfg, steps: int) -> list[dict[str, float]]:
@@ -48,7 +48,7 @@ def _losses(cfg, steps: int) -> list[dict[str, float]]:
 
 @pytest.mark.parametrize("detector", ["BEVFormer", "DETR3D"])
 def test_unshuffled_stream_gives_the_dataroot_losses_bit_for_bit(mini_dataroot, shards, tmp_path, detector):
-    path = f"{detector}/cpu_apprentice.yaml"
+    path = f"{detector}/configs/cpu_apprentice.yaml"
     common = ["DATALOADER.SHUFFLE", "False"]
     from_dataroot = _losses(_config(path, mini_dataroot, tmp_path / "a", *common), 3)
     streamed = _config(path, mini_dataroot, tmp_path / "b", *common, "DATASETS.SOURCE", "parquet",
@@ -97,7 +97,7 @@ def test_a_resumed_stream_continues_exactly_where_it_stood(shards, mini_dataroot
     8 steps cross into the second epoch (mini_train holds 6 samples here)."""
     extra = ["DATASETS.SOURCE", "parquet", "DATASETS.SHARDS", str(shards), "SOLVER.MAX_ITER", "8",
              "INPUT.IMAGE_SIZE", "[28, 50]"]  # fmt: skip
-    path = "DETR3D/cpu_apprentice.yaml"
+    path = "DETR3D/configs/cpu_apprentice.yaml"
     train(_config(path, mini_dataroot, tmp_path / "straight", *extra))
     train(_config(path, mini_dataroot, tmp_path / "resumed", *extra), stop_after=2)
     train(_config(path, mini_dataroot, tmp_path / "resumed", *extra), resume=True)

@@ -9,17 +9,19 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fd3d.config import ConfigError, load_config
+from fd3d.config import ConfigError, distill_config, load_config
 from fd3d.data.nuscenes import DatasetError
 from fd3d.engine.checkpoint import list_checkpoints
 from fd3d.engine.trainer import NonFiniteLossError, evaluate_only, train
 from fd3d.evaluation.nuscenes_eval import METRIC_KEYS
 from fd3d.hub import from_pretrained
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+ROOT = Path(__file__).resolve().parents[2]
+APPRENTICE = "projects/DETR3D/configs/cpu_apprentice.yaml"
 
 
-def config(path: str, dataroot: Path, output: Path, *extra: str):
+def config(path: str | list[Path], dataroot: Path, output: Path, *extra: str):
+    """`path`: a config file relative to the repository, or config files merged in order."""
     overrides = [
         "DATASETS.DATAROOT", str(dataroot), "DATASETS.VERSION", "v1.0-mini",
         "DATASETS.TRAIN_SPLIT", "mini_train", "DATASETS.TEST_SPLIT", "mini_val",
@@ -27,11 +29,11 @@ def config(path: str, dataroot: Path, output: Path, *extra: str):
         "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.LOG_PERIOD", "1", "SOLVER.BASE_LR", "1e-3",
         *extra,
     ]  # fmt: skip
-    return load_config(CONFIGS / path, overrides)
+    return load_config(ROOT / path if isinstance(path, str) else path, overrides)
 
 
 def test_training_writes_metrics_checkpoints_model_and_logs(mini_dataroot, tmp_path):
-    cfg = config("DETR3D/cpu_apprentice.yaml", mini_dataroot, tmp_path, "SOLVER.MAX_CHECKPOINTS_KEPT", "1")
+    cfg = config(APPRENTICE, mini_dataroot, tmp_path, "SOLVER.MAX_CHECKPOINTS_KEPT", "1")
     metrics = train(cfg)
     assert set(METRIC_KEYS) <= set(metrics)
     assert json.loads((tmp_path / "metrics.json").read_text())["NDS"] == metrics["NDS"]
@@ -51,7 +53,7 @@ def test_training_writes_metrics_checkpoints_model_and_logs(mini_dataroot, tmp_p
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(mini_dataroot, tmp_path):
     """Distillation included: the resumed run must restore optimizer, schedule, data order and RNG."""
-    path = "distill/detr3d_cpu/fd3d.yaml"
+    path = distill_config("detr3d_cpu", "fd3d")
     focal = ["DISTILL.HEAD.CONF_THRESH", "-1.0", "DISTILL.HEAD.GIOU_THRESH", "-2.0"]
     train(config(path, mini_dataroot, tmp_path / "straight", *focal))
     train(config(path, mini_dataroot, tmp_path / "resumed", *focal), stop_after=2)
@@ -66,7 +68,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(mini_dataroot, tmp_pa
 
 
 def test_nan_loss_names_the_term_and_keeps_the_checkpoint(mini_dataroot, tmp_path, monkeypatch):
-    from projects.DETR3D.detr3d import DETR3D
+    from fd3d_projects.DETR3D.detr3d import DETR3D
 
     original = DETR3D.losses
     calls = {"n": 0}
@@ -79,7 +81,7 @@ def test_nan_loss_names_the_term_and_keeps_the_checkpoint(mini_dataroot, tmp_pat
         return losses
 
     monkeypatch.setattr(DETR3D, "losses", poisoned)
-    cfg = config("DETR3D/cpu_apprentice.yaml", mini_dataroot, tmp_path)
+    cfg = config(APPRENTICE, mini_dataroot, tmp_path)
     with pytest.raises(NonFiniteLossError, match=r"step 2: loss_box=nan.*step_00000002"):
         train(cfg)
     ((step, folder),) = list_checkpoints(tmp_path)
@@ -87,14 +89,14 @@ def test_nan_loss_names_the_term_and_keeps_the_checkpoint(mini_dataroot, tmp_pat
 
 
 def test_missing_dataroot_is_named(tmp_path):
-    cfg = config("DETR3D/cpu_apprentice.yaml", tmp_path / "no-such-root", tmp_path / "out")
+    cfg = config(APPRENTICE, tmp_path / "no-such-root", tmp_path / "out")
     with pytest.raises(DatasetError, match="no-such-root"):
         train(cfg)
 
 
 def test_resume_from_a_folder_that_is_not_a_checkpoint_is_named(mini_dataroot, tmp_path):
     (tmp_path / "checkpoints" / "step_00000002").mkdir(parents=True)
-    cfg = config("DETR3D/cpu_apprentice.yaml", mini_dataroot, tmp_path)
+    cfg = config(APPRENTICE, mini_dataroot, tmp_path)
     with pytest.raises(FileNotFoundError, match="step_00000002 is not an fd3d checkpoint"):
         train(cfg, resume=True)
 

@@ -14,7 +14,7 @@ from fd3d.evaluation.complexity import count_flops, deform_conv2d_flop, scaled_d
 from fd3d.modeling.backbone import ModulatedDeformConv2d
 from fd3d.modeling.registry import build_model
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PROJECTS = Path(__file__).resolve().parents[2] / "projects"  # detector configs: <Name>/configs/
 
 
 def test_deformable_convolution_counts_as_its_dense_convolution_plus_offsets():
@@ -40,9 +40,11 @@ def test_attention_handle_counts_both_products():
     assert analysis.total() == 2 * 2 * 3 * 5 * 7 * 8  # QK^T and AV, batch 2, 3 heads, L 5, S 7, E 8
 
 
-@pytest.mark.parametrize("config", ["BEVFormer/cpu_apprentice.yaml", "DETR3D/cpu_apprentice.yaml"])
+@pytest.mark.parametrize(
+    "config", ["BEVFormer/configs/cpu_apprentice.yaml", "DETR3D/configs/cpu_apprentice.yaml"]
+)
 def test_every_operator_is_counted_or_deliberately_ignored(config):
-    cfg = load_config(CONFIGS / config)
+    cfg = load_config(PROJECTS / config)
     report = count_flops(build_model(cfg), tuple(cfg.INPUT.IMAGE_SIZE))
     assert report.skipped_ops == {}
     assert sum(report.by_module.values()) == pytest.approx(report.gflops, rel=1e-6)
@@ -59,7 +61,8 @@ def test_count_flops_tool_writes_json(tmp_path):
     from tools.count_flops import main
 
     out = tmp_path / "flops.json"
-    assert main(["--config-file", str(CONFIGS / "DETR3D/cpu_apprentice.yaml"), "--json", str(out)]) == 0
+    apprentice = str(PROJECTS / "DETR3D/configs/cpu_apprentice.yaml")
+    assert main(["--config-file", apprentice, "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["config"] == "DETR3D/cpu_apprentice.yaml"
     assert set(report) >= {"gflops", "params_m", "by_module"} and report["gflops"] > 0

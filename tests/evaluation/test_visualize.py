@@ -35,7 +35,7 @@ from fd3d.hub import save_pretrained
 from fd3d.modeling import build_model
 from tools.visualize import main
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PROJECTS = Path(__file__).resolve().parents[2] / "projects"  # detector configs: <Name>/configs/
 EXTENT = (-50.0, -50.0, 50.0, 50.0)
 NO_PREDICTIONS = (np.zeros((0, 9)), np.zeros(0), np.zeros(0, dtype=np.int64))
 
@@ -221,7 +221,7 @@ def model_folders(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
     folders = {}
     for arch in ("BEVFormer", "DETR3D"):
-        cfg = load_config(CONFIGS / arch / "cpu_apprentice.yaml")
+        cfg = load_config(PROJECTS / arch / "configs" / "cpu_apprentice.yaml")
         torch.manual_seed(0)
         folders[arch] = save_pretrained(build_model(cfg).eval(), cfg, root / arch)
     return folders

@@ -25,7 +25,7 @@ from fd3d.hub import save_pretrained
 from fd3d.modeling import build_model
 from tests.hub.server import LocalHub
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PROJECTS = Path(__file__).resolve().parents[2] / "projects"  # detector configs: <Name>/configs/
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +108,7 @@ def no_retry_pause(monkeypatch):
 
 @pytest.fixture(scope="session")
 def cpu_cfg():
-    return load_config(CONFIGS / "DETR3D/cpu_apprentice.yaml")
+    return load_config(PROJECTS / "DETR3D/configs/cpu_apprentice.yaml")
 
 
 def build_cpu_model(cfg, seed: int) -> torch.nn.Module:

@@ -11,11 +11,9 @@ import torch
 from huggingface_hub import constants
 from safetensors.torch import load_file
 
-from fd3d.config import load_config
+from fd3d.config import distill_config, load_config
 from fd3d.distill.expert import build_frozen_expert
 from fd3d.hub import WEIGHTS_NAME, HubError, from_pretrained, push_to_hub
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -118,9 +116,7 @@ def test_a_dropped_download_is_never_loaded_and_a_retry_loads_the_full_model(
 def test_a_half_downloaded_expert_is_refused_until_the_hub_is_back(hub_server, model_folders, no_retry_pause):
     v1, _ = model_folders
     push_to_hub(v1, "org/expert")
-    cfg = load_config(
-        REPO_ROOT / "configs/distill/detr3d_cpu/fd3d.yaml", ["DISTILL.EXPERT.WEIGHTS", "org/expert"]
-    )
+    cfg = load_config(distill_config("detr3d_cpu", "fd3d"), ["DISTILL.EXPERT.WEIGHTS", "org/expert"])
     hub_server.drop_download(WEIGHTS_NAME)
     with pytest.raises(HubError, match="RemoteProtocolError"):
         build_frozen_expert(cfg)

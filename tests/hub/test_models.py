@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from fd3d.config import load_config
+from fd3d.config import distill_config, load_config
 from fd3d.distill.expert import build_frozen_expert
 from fd3d.hub import (
     CARD_NAME,
@@ -108,9 +108,7 @@ def test_expert_by_hub_id_and_revision(hub_server, model_folders):
 
     def expert(*overrides: str) -> torch.nn.Module:
         opts = ["DISTILL.EXPERT.WEIGHTS", "org/expert", *overrides]
-        model, expert_cfg = build_frozen_expert(
-            load_config(REPO_ROOT / "configs/distill/detr3d_cpu/fd3d.yaml", opts)
-        )
+        model, expert_cfg = build_frozen_expert(load_config(distill_config("detr3d_cpu", "fd3d"), opts))
         assert expert_cfg.MODEL.META_ARCHITECTURE == "DETR3D"
         assert not model.training and not any(parameter.requires_grad for parameter in model.parameters())
         return model

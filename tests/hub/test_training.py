@@ -11,7 +11,7 @@ from fd3d.engine.trainer import batches, prepare_training, training_step
 from fd3d.hub import from_pretrained
 from tools.train_net import main as train_net
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PROJECTS = Path(__file__).resolve().parents[2] / "projects"  # detector configs: <Name>/configs/
 
 
 def _overrides(dataroot: Path, output: Path, *extra: str) -> list[str]:
@@ -35,7 +35,7 @@ def _losses(cfg) -> list[dict[str, float]]:
 
 
 def test_trainer_streams_a_hub_dataset_repo_like_the_dataroot(hub_dataset_repo, mini_dataroot, tmp_path):
-    path = CONFIGS / "DETR3D" / "cpu_apprentice.yaml"
+    path = PROJECTS / "DETR3D" / "configs" / "cpu_apprentice.yaml"
     local = _losses(load_config(path, _overrides(mini_dataroot, tmp_path / "local")))
     hub = ["DATASETS.SOURCE", "hub", "DATASETS.SHARDS", hub_dataset_repo]
     assert _losses(load_config(path, _overrides(mini_dataroot, tmp_path / "hub", *hub))) == local
@@ -46,7 +46,7 @@ def test_train_net_streams_from_the_hub_and_pushes_the_apprentice(hub_dataset_re
     hub = ["DATASETS.SOURCE", "hub", "DATASETS.SHARDS", hub_dataset_repo]
     args = [
         "--config-file",
-        str(CONFIGS / "DETR3D" / "cpu_apprentice.yaml"),
+        str(PROJECTS / "DETR3D" / "configs" / "cpu_apprentice.yaml"),
         "--push-to-hub",
         "fd3d-test/apprentice",
     ]

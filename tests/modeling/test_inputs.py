@@ -12,12 +12,12 @@ from fd3d.config import load_config
 from fd3d.modeling import build_model
 from fd3d.modeling.detector import pad_to_multiple
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PROJECTS = Path(__file__).resolve().parents[2] / "projects"  # detector configs: <Name>/configs/
 
 
 def _detector(*overrides: str):
     cfg = load_config(
-        CONFIGS / "DETR3D" / "cpu_apprentice.yaml", ["INPUT.IMAGE_SIZE", "[90, 160]", *overrides]
+        PROJECTS / "DETR3D" / "configs" / "cpu_apprentice.yaml", ["INPUT.IMAGE_SIZE", "[90, 160]", *overrides]
     )
     torch.manual_seed(0)
     return build_model(cfg).eval()

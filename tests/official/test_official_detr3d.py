@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from fd3d.config import load_config
+from fd3d.config import distill_config, load_config
 from fd3d.data.dataset import NuScenesDataset, collate_samples
-from fd3d.engine.build import build_training_model
+from fd3d.distill import build_training_model
 from fd3d.hub import from_pretrained
 from tools.check_official_parity import main as check
 from tools.convert_official_checkpoint import main as convert
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "official"
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"official fixtures not found at {FIXTURES}")
 SIN, COS = 6, 7
 
@@ -112,7 +111,7 @@ def test_converted_official_expert_drives_a_distillation_step(converted, mini_da
         "INPUT.IMAGE_SIZE",
         "[48, 80]",
     ]
-    cfg = load_config(CONFIGS / "distill" / "detr3d_cpu" / "fd3d.yaml", overrides)
+    cfg = load_config(distill_config("detr3d_cpu", "fd3d"), overrides)
     model = build_training_model(cfg).train()
     assert model.expert_cfg.INPUT.FORMAT == "BGR" and model.expert_cfg.INPUT.SIZE_DIVISIBILITY == 32
     batch = collate_samples([NuScenesDataset(mini_dataroot, "v1.0-mini", "mini_train", (90, 160))[0]])

@@ -12,7 +12,7 @@ from fd3d.data.example_batch import example_batch
 from fd3d.modeling.detector import resize_inputs
 from fd3d.modeling.registry import META_ARCH_REGISTRY, build_model
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PROJECTS = Path(__file__).resolve().parents[2] / "projects"  # detector configs: <Name>/configs/
 GT_BOX = torch.tensor([[5.0, 10.0, -1.0, 1.9, 4.6, 1.7, 0.3, 1.0, 0.0]])
 
 
@@ -25,20 +25,22 @@ def small_batch(queue_length: int = 0) -> dict:
 
 def build(config: str, *overrides: str):
     torch.manual_seed(0)
-    return build_model(load_config(CONFIGS / config, list(overrides)))
+    return build_model(load_config(PROJECTS / config, list(overrides)))
 
 
 def test_registry_holds_both_projects_and_names_unknown_ones():
-    model = build("DETR3D/cpu_apprentice.yaml")
+    model = build("DETR3D/configs/cpu_apprentice.yaml")
     assert {"BEVFormer", "DETR3D"} <= {name for name, _ in META_ARCH_REGISTRY}
-    cfg = load_config(CONFIGS / "DETR3D/cpu_apprentice.yaml", freeze=False)
+    cfg = load_config(PROJECTS / "DETR3D/configs/cpu_apprentice.yaml", freeze=False)
     cfg.MODEL.META_ARCHITECTURE = "PETR"
     with pytest.raises(KeyError, match="'PETR' is not registered; registered: .*BEVFormer"):
         build_model(cfg)
     assert type(model).__name__ == "DETR3D"
 
 
-@pytest.mark.parametrize("config", ["BEVFormer/cpu_apprentice.yaml", "DETR3D/cpu_apprentice.yaml"])
+@pytest.mark.parametrize(
+    "config", ["BEVFormer/configs/cpu_apprentice.yaml", "DETR3D/configs/cpu_apprentice.yaml"]
+)
 def test_forward_is_features_then_head_then_losses(config):
     model = build(config)
     batch = small_batch()
@@ -65,15 +67,15 @@ def test_forward_is_features_then_head_then_losses(config):
 
 
 def test_bevformer_exposes_its_bev_with_extent():
-    model = build("BEVFormer/cpu_apprentice.yaml")
+    model = build("BEVFormer/configs/cpu_apprentice.yaml")
     features = model.extract_features(small_batch())
     assert features.bev.shape == (2, 64, 25, 25)
     assert features.bev_extent == (-51.2, -51.2, 51.2, 51.2)
-    assert build("DETR3D/cpu_apprentice.yaml").extract_features(small_batch()).bev is None
+    assert build("DETR3D/configs/cpu_apprentice.yaml").extract_features(small_batch()).bev is None
 
 
 def test_bevformer_history_is_used_only_where_it_exists():
-    model = build("BEVFormer/cpu_apprentice.yaml").eval()
+    model = build("BEVFormer/configs/cpu_apprentice.yaml").eval()
     batch = small_batch(queue_length=1)
     with torch.no_grad():
         with_history = model.extract_features(batch).bev

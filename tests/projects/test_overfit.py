@@ -13,7 +13,7 @@ from fd3d.data.dataset import NuScenesDataset, collate_samples
 from fd3d.evaluation.nuscenes_eval import Detections, evaluate_detections
 from fd3d.modeling.registry import build_model
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PROJECTS = Path(__file__).resolve().parents[2] / "projects"  # detector configs: <Name>/configs/
 STEPS = 150
 
 
@@ -26,10 +26,12 @@ def official_nds(model, dataset, batch, out_dir) -> float:
     return evaluate_detections(dataset.reader, detections, "mini_val", out_dir)["NDS"]
 
 
-@pytest.mark.parametrize("config", ["BEVFormer/cpu_apprentice.yaml", "DETR3D/cpu_apprentice.yaml"])
+@pytest.mark.parametrize(
+    "config", ["BEVFormer/configs/cpu_apprentice.yaml", "DETR3D/configs/cpu_apprentice.yaml"]
+)
 def test_cpu_detector_overfits_a_tiny_split(config, overfit_dataroot, tmp_path):
     torch.manual_seed(0)
-    cfg = load_config(CONFIGS / config)
+    cfg = load_config(PROJECTS / config)
     model = build_model(cfg)
     queue = cfg.MODEL.BEVFORMER.QUEUE_LENGTH if "BEVFORMER" in cfg.MODEL else 0
     dataset = NuScenesDataset(

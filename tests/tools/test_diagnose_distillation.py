@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from fd3d.config import distill_config
 from tools.diagnose_distillation import main
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+ROOT = Path(__file__).resolve().parents[2]
 # every matched query counts as focal, so a random head still has QFD samples to measure
 ALL_MATCHED_FOCAL = ["DISTILL.HEAD.CONF_THRESH", "-1.0", "DISTILL.HEAD.GIOU_THRESH", "-2.0"]
 
@@ -20,7 +21,8 @@ def data(root: Path) -> list[str]:
 
 
 def test_fd3d_diagnostics(mini_dataroot, tmp_path):
-    args = ["--config-file", str(CONFIGS / "distill/bevformer_cpu/fd3d.yaml"), "--out", str(tmp_path),
+    pair, method = distill_config("bevformer_cpu", "fd3d")
+    args = ["--config-file", str(pair), "--config-file", str(method), "--out", str(tmp_path),
             "--steps", "2", "--measure-every", "1", "--samples", "2",
             *data(mini_dataroot), *ALL_MATCHED_FOCAL, "SOLVER.MAX_ITER", "2"]  # fmt: skip
     result = main(args)
@@ -37,5 +39,5 @@ def test_fd3d_diagnostics(mini_dataroot, tmp_path):
 
 def test_a_config_without_distillation_is_named(mini_dataroot, tmp_path):
     with pytest.raises(SystemExit, match="configures no distillation"):
-        main(["--config-file", str(CONFIGS / "BEVFormer/cpu_apprentice.yaml"), "--out", str(tmp_path),
-              *data(mini_dataroot)])  # fmt: skip
+        main(["--config-file", str(ROOT / "projects/BEVFormer/configs/cpu_apprentice.yaml"),
+              "--out", str(tmp_path), *data(mini_dataroot)])  # fmt: skip

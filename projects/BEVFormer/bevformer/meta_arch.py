@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from fvcore.common.config import CfgNode
-from torch import Tensor, nn
+from torch import Tensor
 
 from fd3d.data.can_bus import relative_can_bus
 from fd3d.modeling.detector import Camera3DDetector
 from fd3d.modeling.detr_head import CrossAttention, DetectionTransformerHead
+from fd3d.modeling.evaluating import evaluating
 from fd3d.modeling.outputs import CameraGeometry, DetectorFeatures, HeadOutputs
 from fd3d.modeling.registry import META_ARCH_REGISTRY
 from fd3d.ops.deform_attn import MultiScaleDeformableAttention
@@ -33,18 +31,6 @@ class BEVDeformableCrossAttention(CrossAttention):
             query + query_pos, reference_points[:, :, None, :2], context["bev"], context["bev_shape"]
         )
         return output
-
-
-@contextmanager
-def inference_mode_of(module: nn.Module) -> Iterator[None]:
-    """History frames are encoded as at test time: no gradient, no dropout; then the mode is restored."""
-    was_training = module.training
-    module.train(False)
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        module.train(was_training)
 
 
 @META_ARCH_REGISTRY.register()
@@ -105,7 +91,7 @@ class BEVFormer(Camera3DDetector):
             prev_bev = batch["prev_bev"].flatten(2).transpose(1, 2)
             prev_can_bus = batch.get("prev_can_bus")
         elif self.queue_length and queue:
-            with inference_mode_of(self):
+            with evaluating(self):  # history frames are encoded as at test time: no gradient, no dropout
                 for frame in queue[-self.queue_length :]:
                     prev_bev = self._encode_frame(frame, prev_bev, prev_can_bus)[0]
                     prev_can_bus = frame.get("can_bus")

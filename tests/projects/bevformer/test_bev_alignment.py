@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from projects.BEVFormer.bevformer.bev_alignment import align_previous_bev, bev_cell_centers
+from fd3d_projects.BEVFormer.bevformer.bev_alignment import align_previous_bev, bev_cell_centers
 
 EXTENT = (-4.0, -4.0, 4.0, 4.0)  # 8 x 8 cells of 1 m
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torchvision.transforms.functional import rotate
 
-from projects.BEVFormer.bevformer.bev_alignment import can_bus_shift, rotate_bev_nearest
+from fd3d_projects.BEVFormer.bevformer.bev_alignment import can_bus_shift, rotate_bev_nearest
 
 EXTENT = (-51.2, -51.2, 51.2, 51.2)
 

@@ -16,7 +16,7 @@ from fd3d.data.example_batch import example_batch
 from fd3d.data.geometry import pose_matrix, yaw_to_quaternion
 from fd3d.modeling.registry import build_model
 
-CONFIG = Path(__file__).resolve().parents[3] / "configs" / "BEVFormer" / "cpu_apprentice.yaml"
+CONFIG = Path(__file__).resolve().parents[3] / "projects" / "BEVFormer" / "configs" / "cpu_apprentice.yaml"
 OFFICIAL_SWITCHES = [
     "MODEL.BEVFORMER.USE_CAN_BUS", "True",
     "MODEL.BEVFORMER.ALIGNMENT", "rotate_shift",

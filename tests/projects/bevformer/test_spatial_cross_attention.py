@@ -6,8 +6,8 @@ import torch
 
 from fd3d.data.dataset import NuScenesDataset
 from fd3d.ops.deform_attn import multi_scale_deformable_attention
-from projects.BEVFormer.bevformer.bev_alignment import bev_cell_centers
-from projects.BEVFormer.bevformer.spatial_cross_attention import SpatialCrossAttention, project_pillars
+from fd3d_projects.BEVFormer.bevformer.bev_alignment import bev_cell_centers
+from fd3d_projects.BEVFormer.bevformer.spatial_cross_attention import SpatialCrossAttention, project_pillars
 from tests.conftest import PC_RANGE
 
 IMAGE_SIZE = (112, 200)

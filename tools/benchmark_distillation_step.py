@@ -1,0 +1,130 @@
+"""What distillation adds to a training step: the median step time of an apprentice trained alone and of
+the same apprentice distilled with the expert's features cached, measured with the trainer's own step.
+
+    python tools/benchmark_distillation_step.py --out benchmarks/results/distillation_step.json
+    python tools/benchmark_distillation_step.py --method cwd --profile work/profile.txt
+
+It generates a small synthetic v1.0-mini dataroot (or reads --dataroot), fills the expert feature cache in
+one pass over the train split, then times the two jobs' steps interleaved in rounds, so a slow spell of the
+machine slows both. The expert defaults to the shipped CPU BEVFormer expert; its architecture comes from
+the pair's config. Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+from tqdm import tqdm
+
+from fd3d.atomic import write_text_atomically
+from fd3d.config import distill_config, distill_methods, distill_pairs, load_config
+from fd3d.data.synthetic import SyntheticConfig, generate
+from fd3d.engine.trainer import TrainingRun, batches, prepare_training, training_step
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_EXPERT = ROOT / "projects" / "BEVFormer" / "zoo" / "cpu_expert"
+VERSION, TRAIN_SPLIT, VAL_SPLIT = "v1.0-mini", "mini_train", "mini_val"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pair", default="bevformer_cpu", choices=distill_pairs(), help="detector pair")
+    parser.add_argument("--method", default="fd3d", choices=distill_methods(), help="distillation method")
+    parser.add_argument("--expert", default=str(SHIPPED_EXPERT), help="expert model folder or Hub id")
+    parser.add_argument("--dataroot", help="a nuScenes-format dataroot (default: generate one in --work)")
+    parser.add_argument("--work", default="work/benchmark_distillation_step", help="data, cache and runs")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per job (default 30)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of --steps (default 3)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--profile", help="write a torch.profiler table of 10 distillation steps here")
+    parser.add_argument("--out", help="write the result as JSON here (atomically)")
+    return parser.parse_args()
+
+
+def dataroot_of(args: argparse.Namespace) -> Path:
+    if args.dataroot:
+        return Path(args.dataroot)
+    dataroot = Path(args.work) / "data"
+    if not (dataroot / VERSION / "scene.json").is_file():
+        generate(dataroot, SyntheticConfig(version=VERSION, scenes=4, samples_per_scene=6, seed=7))
+    return dataroot
+
+
+def time_steps(run: TrainingRun, stream, cfg, steps: int) -> list[float]:
+    times = []
+    for _ in range(steps):
+        batch = next(stream)
+        start = time.perf_counter()
+        training_step(run, batch, cfg)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    dataroot = dataroot_of(args)
+    work = Path(args.work)
+    data = [
+        "DATASETS.DATAROOT", str(dataroot), "DATASETS.VERSION", VERSION, "DATASETS.TRAIN_SPLIT", TRAIN_SPLIT,
+        "DATASETS.TEST_SPLIT", VAL_SPLIT, "SOLVER.MAX_ITER", "100000", "SOLVER.WARMUP_ITERS", "10",
+    ]  # fmt: skip
+    files = distill_config(args.pair, args.method)
+    distill_cfg = load_config(
+        files,
+        [*data, "OUTPUT_DIR", str(work / "distill"), "DISTILL.EXPERT.WEIGHTS", args.expert,
+         "DISTILL.EXPERT.FEATURE_CACHE", str(work / "expert_cache")],
+    )  # fmt: skip
+    apprentice_cfg = load_config(files[:1], [*data, "OUTPUT_DIR", str(work / "apprentice")])  # the pair alone
+    jobs = {"apprentice": apprentice_cfg, "distillation": distill_cfg}
+    runs = {name: prepare_training(cfg) for name, cfg in jobs.items()}
+    streams = {name: batches(runs[name], jobs[name]) for name in jobs}
+    samples = len(runs["distillation"].loader.dataset)
+    batch_size = distill_cfg.SOLVER.IMS_PER_BATCH
+    # one epoch fills the cache, a few steps each warm the allocators up
+    for _ in tqdm(range(-(-samples // batch_size) + 3), desc="fill the expert cache"):
+        training_step(runs["distillation"], next(streams["distillation"]), distill_cfg)
+    time_steps(runs["apprentice"], streams["apprentice"], apprentice_cfg, 3)
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in tqdm(range(args.rounds), desc="timing rounds"):
+        for name in jobs:
+            times[name] += time_steps(runs[name], streams[name], jobs[name], args.steps)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    result = {
+        "pair": args.pair,
+        "method": args.method,
+        "expert": args.expert,
+        "feature_cache": True,
+        "ims_per_batch": batch_size,
+        "timed_steps": args.steps * args.rounds,
+        "threads": args.threads,
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+        "apprentice_step_s": medians["apprentice"],
+        "distillation_step_s": medians["distillation"],
+        "ratio": medians["distillation"] / medians["apprentice"],
+    }
+    print(json.dumps(result, indent=2))
+    if args.profile:
+        run, cfg = runs["distillation"], distill_cfg
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            for _ in range(10):
+                training_step(run, next(streams["distillation"]), cfg)
+        table = profiler.key_averages().table(sort_by="cpu_time_total", row_limit=40)
+        write_text_atomically(args.profile, table)
+        print(f"profile: {args.profile}")
+    if args.out:
+        write_text_atomically(args.out, json.dumps(result, indent=2) + "\n")
+        print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
