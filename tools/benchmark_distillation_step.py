@@ -59,6 +59,24 @@ def dataroot_of(args: argparse.Namespace) -> Path:
     return dataroot
 
 
+def record_parts(run: TrainingRun, parts: dict[str, list[float]]) -> None:
+    """Time the parts of every later step: forward, backward, gradient clipping, optimizer step."""
+
+    def timed(name: str, call):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            result = call(*args, **kwargs)
+            parts.setdefault(name, []).append(time.perf_counter() - start)
+            return result
+
+        return wrapper
+
+    run.model.forward = timed("forward", run.model.forward)
+    run.accelerator.backward = timed("backward", run.accelerator.backward)
+    run.accelerator.clip_grad_norm_ = timed("clip", run.accelerator.clip_grad_norm_)
+    run.optimizer.step = timed("optimizer", run.optimizer.step)
+
+
 def time_steps(run: TrainingRun, stream, cfg, steps: int) -> list[float]:
     times = []
     for _ in range(steps):
@@ -95,6 +113,9 @@ def main() -> None:
         training_step(runs["distillation"], next(streams["distillation"]), distill_cfg)
     time_steps(runs["apprentice"], streams["apprentice"], apprentice_cfg, 3)
     times: dict[str, list[float]] = {name: [] for name in jobs}
+    parts: dict[str, dict[str, list[float]]] = {name: {} for name in jobs}
+    for name, run in runs.items():
+        record_parts(run, parts[name])
     for _ in tqdm(range(args.rounds), desc="timing rounds"):
         for name in jobs:
             times[name] += time_steps(runs[name], streams[name], jobs[name], args.steps)
@@ -111,6 +132,13 @@ def main() -> None:
         "apprentice_step_s": medians["apprentice"],
         "distillation_step_s": medians["distillation"],
         "ratio": medians["distillation"] / medians["apprentice"],
+        "median_ms": {
+            name: {part: 1000 * statistics.median(values) for part, values in job_parts.items()}
+            for name, job_parts in parts.items()
+        },
+        "parameter_tensors": {
+            name: sum(1 for p in run.model.parameters() if p.requires_grad) for name, run in runs.items()
+        },
     }
     print(json.dumps(result, indent=2))
     if args.profile:
