@@ -48,3 +48,19 @@ def overfit_dataroot(tmp_path_factory) -> Path:
     )
     generate(root, config, progress=False)
     return root
+
+
+@pytest.fixture
+def second_rename_fails(monkeypatch) -> list[tuple[str, str]]:
+    """os.replace fails on its second call (the old folder is aside, the new one not yet in place);
+    returns the (source, destination) names of every call."""
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) == 2:
+            raise OSError("rename interrupted")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return calls

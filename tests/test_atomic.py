@@ -62,23 +62,15 @@ def test_an_exception_in_atomic_folder_keeps_the_old_folder(tmp_path):
     assert _tree(target) == {"x.txt": "old"} and os.listdir(tmp_path) == ["model"]
 
 
-def test_a_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
+def test_a_failed_swap_puts_the_old_folder_back(tmp_path, second_rename_fails):
     target, staging = tmp_path / "model", tmp_path / "staging"
     target.mkdir()
     (target / "x.txt").write_text("old")
     staging.mkdir()
     (staging / "x.txt").write_text("new")
-    real_replace, calls = os.replace, []
-
-    def second_rename_fails(src, dst):
-        calls.append((Path(src).name, Path(dst).name))
-        if len(calls) == 2:  # the old folder is aside, the new one not yet in place
-            raise OSError("rename interrupted")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", second_rename_fails)
     with pytest.raises(OSError, match="rename interrupted"):
         replace_folder(staging, target)
+    calls = second_rename_fails
     assert calls[0][0] == "model" and calls[0][1].startswith(".model.old-")
     assert _tree(target) == {"x.txt": "old"} and sorted(os.listdir(tmp_path)) == ["model", "staging"]
 

@@ -158,18 +158,9 @@ def test_crash_mid_write_keeps_the_previous_folder(model, cfg, copy_of_saved, mo
     assert all(torch.equal(loaded.state_dict()[key], value) for key, value in model.state_dict().items())
 
 
-def test_failed_swap_puts_the_previous_folder_back(model, cfg, copy_of_saved, monkeypatch):
+def test_failed_swap_puts_the_previous_folder_back(model, cfg, copy_of_saved, second_rename_fails):
     before = _snapshot(copy_of_saved)
-    real_replace = os.replace
-    calls = []
-
-    def second_rename_fails(src, dst):
-        calls.append((Path(src).name, Path(dst).name))
-        if len(calls) == 2:  # the old folder is aside, the new one not yet in place
-            raise OSError("rename interrupted")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", second_rename_fails)
+    calls = second_rename_fails
     with pytest.raises(OSError, match="rename interrupted"):
         save_pretrained(model, cfg, copy_of_saved)
     assert calls[0][0] == "copy" and calls[0][1].startswith(".copy.old-")
