@@ -59,6 +59,12 @@ def dataroot_of(args: argparse.Namespace) -> Path:
     return dataroot
 
 
+def shown(path: str) -> str:
+    """`path` relative to the repository when inside it, so results do not name this machine's folders."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else path
+
+
 def record_parts(run: TrainingRun, parts: dict[str, list[float]]) -> None:
     """Time the parts of every later step: forward, backward, gradient clipping, optimizer step."""
 
@@ -123,7 +129,7 @@ def main() -> None:
     result = {
         "pair": args.pair,
         "method": args.method,
-        "expert": args.expert,
+        "expert": shown(args.expert),
         "feature_cache": True,
         "ims_per_batch": batch_size,
         "timed_steps": args.steps * args.rounds,
