@@ -33,7 +33,7 @@ SHIPPED_EXPERT = ROOT / "projects" / "BEVFormer" / "zoo" / "cpu_expert"
 VERSION, TRAIN_SPLIT, VAL_SPLIT = "v1.0-mini", "mini_train", "mini_val"
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -47,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--profile", help="write a torch.profiler table of 10 distillation steps here")
     parser.add_argument("--out", help="write the result as JSON here (atomically)")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def dataroot_of(args: argparse.Namespace) -> Path:
@@ -93,8 +93,8 @@ def time_steps(run: TrainingRun, stream, cfg, steps: int) -> list[float]:
     return times
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     dataroot = dataroot_of(args)
     work = Path(args.work)
@@ -158,6 +158,7 @@ def main() -> None:
     if args.out:
         write_text_atomically(args.out, json.dumps(result, indent=2) + "\n")
         print(f"written: {args.out}")
+    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,24 @@
+"""tools/benchmark_distillation_step.py at toy scale: both jobs timed, the ratio and the parts consistent."""
+
+from __future__ import annotations
+
+import json
+
+from tools.benchmark_distillation_step import main
+
+
+def test_times_both_jobs_and_writes_the_result(mini_dataroot, tmp_path):
+    out, profile = tmp_path / "step.json", tmp_path / "profile.txt"
+    result = main(["--dataroot", str(mini_dataroot), "--work", str(tmp_path / "work"), "--steps", "2",
+                   "--rounds", "1", "--out", str(out), "--profile", str(profile)])  # fmt: skip
+    assert json.loads(out.read_text()) == result
+    assert result["ratio"] == result["distillation_step_s"] / result["apprentice_step_s"] > 0
+    for job in ("apprentice", "distillation"):
+        parts = result["median_ms"][job]
+        assert set(parts) == {"forward", "backward", "clip", "optimizer"}
+        assert sum(parts.values()) <= 1000 * result[f"{job}_step_s"] * 1.5  # parts of the timed step
+    # the distiller trains the head and the methods' modules on top of the apprentice
+    assert result["parameter_tensors"]["distillation"] > result["parameter_tensors"]["apprentice"]
+    assert "aten::" in profile.read_text()  # the torch.profiler table
+    cache = list((tmp_path / "work" / "expert_cache").rglob("*.safetensors"))
+    assert cache, "the expert's features were cached before timing"
