@@ -24,8 +24,9 @@ pretrained apprentices) and trains --steps more steps, under the paper's loss we
 matched so that each method's gradient at the apprentice's features is the same fraction of the detection
 loss's (calibrated once per method with `fd3d.engine.diagnose`, stored in OUT/warm/calibration/). It
 includes the paper's mechanism ablations (CWD on PV only / BEV only, Table 4c; global / focal / GT masks,
-Table 4a; QFD alone with the static and the layered head). Runs go seed by seed, so `--seeds 0 1` then
-`--seeds 2 3 4` are chunks of one study; results in OUT/warm/results.{md,json}.
+Table 4a; QFD alone with the static and the layered head). `--ray-artifacts STRENGTH` runs it against
+an expert whose BEV has ray artefacts put in on purpose (OUT/warm_rays<STRENGTH>/). Runs go seed by seed,
+so `--seeds 0 1` then `--seeds 2 3 4` are chunks of one study; results in OUT/warm/results.{md,json}.
 """
 
 from __future__ import annotations
@@ -168,7 +169,9 @@ def warm_study(
             f"--protocol warm starts from the paper protocol's apprentice of seed 0, not finished in "
             f"{out / 'runs' / 'apprentice' / 'seed0'}: run `--methods apprentice --seeds 0` first"
         )
-    warm = out / "warm"
+    warm = out / (f"warm_rays{args.ray_artifacts:g}" if args.ray_artifacts else "warm")
+    if args.ray_artifacts:
+        distill = [*distill, "DISTILL.EXPERT.RAY_ARTIFACTS.STRENGTH", str(args.ray_artifacts)]
     steps = args.steps or WARM["steps"]
     methods = [m for m in WARM_METHODS if m in (args.methods or WARM_HEAD_TO_HEAD)]
     base = [*data, "MODEL.WEIGHTS", start["weights"], "SOLVER.BASE_LR", str(WARM["base_lr"]),
@@ -387,6 +390,14 @@ def main(argv: list[str] | None = None) -> dict:
         type=int,
         default=WARM["calibration_steps"],
         help="warm protocol: steps measured per method to match the weights (default %(default)s)",
+    )
+    parser.add_argument(
+        "--ray-artifacts",
+        type=float,
+        default=0.0,
+        metavar="STRENGTH",
+        help="warm protocol: a controlled imperfect expert, DISTILL.EXPERT.RAY_ARTIFACTS.STRENGTH (results "
+        "in OUT/warm_rays<STRENGTH>/, calibrated again; default 0: the expert as it is)",
     )
     parser.add_argument("--out", default=None, help="default work/reproduce (--quick: work/reproduce_quick)")
     parser.add_argument("--steps", type=int, default=None, help="steps of each apprentice run")

@@ -104,6 +104,13 @@ _C.DISTILL.EXPERT.REVISION = ""
 _C.DISTILL.EXPERT.FEATURE_CACHE = ""
 # KEY VALUE overrides applied to the expert's config.
 _C.DISTILL.EXPERT.OPTS = []
+# A controlled imperfect expert (fd3d.distill.ray_artifacts): each ground-truth object's BEV feature is
+# added, times STRENGTH, to the cells behind it along the ray from the ego, up to LENGTH metres beyond its
+# centre, decaying as exp(-distance / DECAY). 0 = the expert as it is. Applied after the feature cache.
+_C.DISTILL.EXPERT.RAY_ARTIFACTS = CN()
+_C.DISTILL.EXPERT.RAY_ARTIFACTS.STRENGTH = 0.0
+_C.DISTILL.EXPERT.RAY_ARTIFACTS.LENGTH = 10.0
+_C.DISTILL.EXPERT.RAY_ARTIFACTS.DECAY = 4.0
 # Names of registered methods (fd3d.distill.DISTILL_LOSS_REGISTRY: fitnet, cwd, mgd, smgd, qfd, heatmap, and
 # any a plug-in registers), each configured by its section below. FD3D = [smgd, qfd].
 _C.DISTILL.LOSSES = []

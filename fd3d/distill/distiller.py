@@ -18,6 +18,8 @@ focal queries) and hands each method a `DistillationStep`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from fvcore.common.config import CfgNode
 from torch import Tensor, nn
@@ -29,6 +31,7 @@ from fd3d.distill.expert import build_frozen_expert
 from fd3d.distill.feature_cache import ExpertFeatureCache, expert_fingerprint
 from fd3d.distill.focal_queries import select_focal_queries
 from fd3d.distill.pairing import StagePairing, feature_shapes
+from fd3d.distill.ray_artifacts import smear_along_rays
 from fd3d.distill.registry import (
     DISTILL_LOSS_REGISTRY,
     DistillationLoss,
@@ -96,6 +99,10 @@ class Distiller(nn.Module, TrainableModel):
             if use is HeadUse.SAMPLING:
                 self.kd_modules[cls.name] = cls.from_config(cfg, self.pairing)
         self._check_pretraining(cfg.DISTILL.HEAD.PRETRAIN_ITERS)
+        if cfg.DISTILL.EXPERT.RAY_ARTIFACTS.STRENGTH and not self.pairing.expert_has_bev:
+            raise ConfigError(
+                "DISTILL.EXPERT.RAY_ARTIFACTS corrupts the expert's BEV, and this expert has none"
+            )
 
     def _check_pretraining(self, iters: int) -> None:
         if iters >= 0 and (iters == 0 or self.head is not None):
@@ -166,7 +173,23 @@ class Distiller(nn.Module, TrainableModel):
 
     @torch.no_grad()
     def expert_features(self, batch: dict) -> DetectorFeatures:
-        """The frozen expert's features of the batch, read from `DISTILL.EXPERT.FEATURE_CACHE` when set."""
+        """The frozen expert's features of the batch, read from `DISTILL.EXPERT.FEATURE_CACHE` when set, with
+        `DISTILL.EXPERT.RAY_ARTIFACTS` added to the BEV when configured (the cache keeps the clean ones)."""
+        features = self._clean_expert_features(batch)
+        artifacts = self.cfg.DISTILL.EXPERT.RAY_ARTIFACTS
+        if artifacts.STRENGTH == 0:
+            return features
+        bev = smear_along_rays(
+            features.bev,
+            batch["gt_boxes"],
+            features.bev_extent,
+            artifacts.STRENGTH,
+            artifacts.LENGTH,
+            artifacts.DECAY,
+        )
+        return dataclasses.replace(features, bev=bev)
+
+    def _clean_expert_features(self, batch: dict) -> DetectorFeatures:
         if not self.cfg.DISTILL.EXPERT.FEATURE_CACHE:
             return self.expert.extract_features(batch)
         cache = self._feature_cache(batch)

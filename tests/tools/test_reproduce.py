@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fd3d.engine.trainer import train
+from tools import reproduce
 from tools.reproduce import main
 
 TOY = ["--quick", "--steps", "2", "--expert-steps", "2"]
@@ -82,6 +84,25 @@ def test_warm_protocol_calibrates_runs_and_reports(study):
     assert "## paper weights" in table and "## matched weights" in table
     again = main([*warm, "--report"])
     assert again["fd3d@matched"]["NDS"] == results["fd3d@matched"]["NDS"]
+
+
+def test_warm_protocol_with_a_ray_corrupted_expert_runs_apart(study, monkeypatch):
+    out, _ = study
+    trained = []
+
+    def recording_train(cfg, *args, **kwargs):
+        trained.append(cfg)
+        return train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(reproduce, "train", recording_train)
+    results = main([*TOY, "--protocol", "warm", "--out", str(out), "--methods", "apprentice", "cwd",
+                    "--weightings", "paper", "--ray-artifacts", "0.5"])  # fmt: skip
+    strengths = {
+        Path(cfg.OUTPUT_DIR).parent.name: cfg.DISTILL.EXPERT.RAY_ARTIFACTS.STRENGTH for cfg in trained
+    }
+    assert strengths == {"apprentice": 0.0, "cwd@paper": 0.5}
+    assert all(Path(cfg.OUTPUT_DIR).is_relative_to(out / "warm_rays0.5") for cfg in trained)
+    assert results["cwd@paper"]["seeds"] == [0] and (out / "warm_rays0.5" / "results.md").is_file()
 
 
 def test_warm_protocol_rejects_unknown_methods(tmp_path, capsys):
