@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from fd3d.distill.alignment import FeatureAligner
 from fd3d.distill.cwd import channel_wise_divergence
+from fd3d.distill.masks import bev_cell_centres
 from fd3d.distill.pairing import FeaturePair, StagePairing
 from fd3d.distill.registry import DistillationStep, PairwiseLoss, register_distillation_loss
 
@@ -26,8 +27,7 @@ def gaussian_heatmap(
     heat = boxes_lidar.new_zeros(bev_h, bev_w)
     if len(boxes_lidar) == 0:
         return heat
-    cols = (torch.arange(bev_w, dtype=heat.dtype, device=heat.device) + 0.5) * cell_x + x0
-    rows = (torch.arange(bev_h, dtype=heat.dtype, device=heat.device) + 0.5) * cell_y + y0
+    cols, rows = bev_cell_centres(extent, bev_h, bev_w, heat)
     grid_y, grid_x = torch.meshgrid(rows, cols, indexing="ij")
     half_diagonal = 0.5 * torch.sqrt(boxes_lidar[:, 3] ** 2 + boxes_lidar[:, 4] ** 2)
     sigma = (half_diagonal / 3.0).clamp(min=max(cell_x, cell_y))  # metres

@@ -62,6 +62,19 @@ def points_in_bev_boxes(points_xy: Tensor, boxes_lidar: Tensor) -> Tensor:
     return (along.abs() <= length / 2) & (across.abs() <= w / 2)
 
 
+def bev_cell_centres(
+    extent: tuple[float, float, float, float], height: int, width: int, like: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Metric x of the `width` columns and y of the `height` rows of a BEV grid over extent (x0, y0, x1, y1):
+    column j covers x in [x0 + j dx, x0 + (j + 1) dx), and its centre is x0 + (j + 0.5) dx (rows likewise).
+    Dtype and device of `like`."""
+    x0, y0, x1, y1 = (float(v) for v in extent)
+    dx, dy = (x1 - x0) / width, (y1 - y0) / height
+    centres_x = x0 + (torch.arange(width, device=like.device, dtype=like.dtype) + 0.5) * dx
+    centres_y = y0 + (torch.arange(height, device=like.device, dtype=like.dtype) + 0.5) * dy
+    return centres_x, centres_y
+
+
 def bev_box_mask(
     boxes_lidar: Tensor, bev_h: int, bev_w: int, extent: tuple[float, float, float, float]
 ) -> Tensor:
@@ -77,13 +90,12 @@ def bev_box_mask(
     if bev_h <= 0 or bev_w <= 0 or x1 <= x0 or y1 <= y0:
         raise ValueError(f"need a positive grid and x1 > x0, y1 > y0, got {bev_h}x{bev_w} over {extent}")
     boxes_lidar = boxes_lidar.detach()  # a mask carries no gradient
-    device, dtype = boxes_lidar.device, boxes_lidar.dtype
+    device = boxes_lidar.device
     mask = torch.zeros(bev_h, bev_w, dtype=torch.bool, device=device)
     if boxes_lidar.shape[0] == 0:
         return mask
     dx, dy = (x1 - x0) / bev_w, (y1 - y0) / bev_h
-    centres_x = x0 + (torch.arange(bev_w, device=device, dtype=dtype) + 0.5) * dx  # (W,)
-    centres_y = y0 + (torch.arange(bev_h, device=device, dtype=dtype) + 0.5) * dy  # (H,)
+    centres_x, centres_y = bev_cell_centres(extent, bev_h, bev_w, boxes_lidar)  # (W,), (H,)
     grid_y, grid_x = torch.meshgrid(centres_y, centres_x, indexing="ij")
     cells = torch.stack([grid_x, grid_y], -1).view(1, bev_h * bev_w, 2)
     inside = points_in_bev_boxes(cells, boxes_lidar).view(-1, bev_h, bev_w)

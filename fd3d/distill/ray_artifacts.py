@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fd3d.distill.masks import bev_cell_centres
+
 
 def smear_along_rays(
     bev: Tensor,
@@ -39,8 +41,7 @@ def smear_along_rays(
         raise ValueError(f"{len(gt_boxes)} box sets for a batch of {batch}")
     x0, y0, x1, y1 = (float(v) for v in extent)
     dx, dy = (x1 - x0) / width, (y1 - y0) / height
-    xs = x0 + (torch.arange(width, dtype=bev.dtype, device=bev.device) + 0.5) * dx
-    ys = y0 + (torch.arange(height, dtype=bev.dtype, device=bev.device) + 0.5) * dy
+    xs, ys = bev_cell_centres(extent, height, width, bev)
     cells = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)  # (H*W, 2) as x, y
     smeared = bev.clone()
     for b, boxes in enumerate(gt_boxes):
