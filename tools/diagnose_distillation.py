@@ -18,6 +18,14 @@ then, with the trained head, on the first --samples samples of DATASETS.TEST_SPL
 - ray_artifact_index: expert-BEV activation 2-10 m behind objects along the ray from the ego over that of
   background at the same ranges (1 = no artefact; the paper's premise needs > 1).
 Writes OUT/diagnostics.json and OUT/diagnostics.png.
+
+A finished (or interrupted) run is measured as it is with --checkpoint, one of its training checkpoints
+(OUTPUT_DIR/checkpoints/step_N, which holds the apprentice, the head and the distillation modules), and
+the run's config: nothing is trained, and the gradient norms and focal queries are taken on the first
+--steps training samples at the checkpoint's weights.
+
+    python tools/diagnose_distillation.py --config-file ... --checkpoint RUN/checkpoints/step_00001000 \
+        --steps 20 --samples 150 --out work/diagnose_trained KEY VALUE ...
 """
 
 from __future__ import annotations
@@ -30,11 +38,14 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from fd3d.atomic import write_text_atomically
 from fd3d.config import load_config
 from fd3d.config.cli import OVERLAY_HELP
-from fd3d.engine.diagnose import measure_head, train_and_measure
+from fd3d.distill import build_training_model
+from fd3d.engine.diagnose import measure_head, measure_without_training, train_and_measure
 from fd3d.engine.trainer import prepare_training
 from fd3d.evaluation.visualize import bev_footprint, feature_activation
+from fd3d.hub import WEIGHTS_NAME, load_weights_into
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,12 +63,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=200, help="distillation steps to train (default 200)")
     parser.add_argument("--measure-every", type=int, default=10, help="gradient norms every N steps")
     parser.add_argument("--samples", type=int, default=40, help="validation samples for the head measures")
+    parser.add_argument(
+        "--checkpoint",
+        metavar="FOLDER",
+        help="measure this training checkpoint of a run of the config instead of training (see above)",
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides")
     args = parser.parse_args(argv)
     for name in ("steps", "samples", "measure_every"):
         if getattr(args, name) < (1 if name == "measure_every" else 0):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     return args
+
+
+def checkpoint_weights(checkpoint: Path) -> Path:
+    """The distiller's weights in a training checkpoint folder (or the file itself)."""
+    weights = checkpoint / WEIGHTS_NAME if checkpoint.is_dir() else checkpoint
+    if not weights.is_file():
+        raise SystemExit(f"--checkpoint {checkpoint}: no {WEIGHTS_NAME} there (a training checkpoint folder)")
+    return weights
 
 
 def plot(diagnostics: dict, example: dict, path: Path) -> None:
@@ -104,20 +128,28 @@ def main(argv: list[str] | None = None) -> dict:
             f"{' + '.join(args.config_file)} configures no distillation (DISTILL.LOSSES is empty)"
         )
     torch.set_num_threads(2)
-    run = prepare_training(cfg)
-    grad_norms, focal_per_sample = train_and_measure(run, cfg, args.steps, args.measure_every)
-    distiller = run.accelerator.unwrap_model(run.model)
+    if args.checkpoint:
+        distiller = build_training_model(cfg)
+        load_weights_into(distiller, checkpoint_weights(Path(args.checkpoint)))
+        grad_norms, focal_per_sample = measure_without_training(
+            distiller, cfg, args.steps, args.measure_every
+        )
+    else:
+        run = prepare_training(cfg)
+        grad_norms, focal_per_sample = train_and_measure(run, cfg, args.steps, args.measure_every)
+        distiller = run.accelerator.unwrap_model(run.model)
     measures, example = measure_head(distiller, cfg, args.samples)
     diagnostics = {
         "config_files": args.config_file,
         "overrides": list(args.opts),
         "steps": args.steps,
+        "checkpoint": args.checkpoint,
         "grad_norms": grad_norms,
         "focal_queries_per_step": float(np.mean(focal_per_sample)) if focal_per_sample else None,
         **measures,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2))
+    write_text_atomically(out / "diagnostics.json", json.dumps(diagnostics, indent=2))
     plot(diagnostics, example, out / "diagnostics.png")
     print(json.dumps({k: v for k, v in diagnostics.items() if k != "overrides"}, indent=2))
     print(f"wrote {out / 'diagnostics.json'} and {out / 'diagnostics.png'}")

@@ -44,7 +44,14 @@ from fd3d.data.synthetic import SyntheticConfig, generate
 from fd3d.engine.diagnose import train_and_measure
 from fd3d.engine.trainer import MODEL_DIR, batches, prepare_training, train, training_step
 from fd3d.evaluation.complexity import count_flops, inference_fps
-from fd3d.evaluation.reproduction import gain_and_gap, markdown_table, summarize, write_results
+from fd3d.evaluation.reproduction import (
+    gain_and_gap,
+    markdown_table,
+    paired_difference,
+    paired_table,
+    summarize,
+    write_results,
+)
 from fd3d.hub import WEIGHTS_NAME, from_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +111,16 @@ WARM_METHODS = {
 HEAD_METHODS = ("fd3d", "smgd_focal", "qfd_only", "qfd_only_static")  # pre-train the head first
 WARM_HEAD_TO_HEAD = ("apprentice", "fd3d", "fitnet", "cwd", "mgd")
 WEIGHTINGS = ("paper", "matched")
+# besides every method vs the apprentice: FD3D vs each baseline and the ablations' own contrasts
+PAIRED_COMPARISONS = [
+    ("fd3d", "fitnet"),
+    ("fd3d", "cwd"),
+    ("fd3d", "mgd"),
+    ("cwd_bev", "cwd_pv"),
+    ("smgd_focal", "mgd"),
+    ("smgd_focal", "smgd_gt"),
+    ("qfd_only", "qfd_only_static"),
+]
 # matched weighting: every method's gradient norm at the apprentice's features = this x the detection loss's
 MATCHED_FRACTION = 0.5
 WARM = {"steps": 1000, "base_lr": 1e-4, "warmup": 50, "head_pretrain": 2000, "calibration_steps": 20}
@@ -193,7 +210,8 @@ def warm_study(
         for method in methods:
             for weighting in ["paper"] if method == "apprentice" else args.weightings:
                 name = method if method == "apprentice" else f"{method}@{weighting}"
-                folder = warm / "runs" / name / f"seed{seed}"
+                # the apprentice alone never reads the expert: the ray-artefact study shares its runs
+                folder = (out / "warm" if method == "apprentice" else warm) / "runs" / name / f"seed{seed}"
                 if args.report:
                     if (done := finished_run(folder)) is not None:
                         runs.setdefault(name, []).append(done)
@@ -215,7 +233,7 @@ def write_warm_results(warm: Path, runs: dict[str, list[dict]], steps: int) -> d
         path.stem: json.loads(path.read_text()) for path in sorted((warm / "calibration").glob("*.json"))
     }
     lines = [f"# Warm-start protocol: {steps} steps from one apprentice trained alone", ""]
-    gains = {}
+    gains, paired = {}, {}
     for weighting in WEIGHTINGS:
         rows = {"expert": results["expert"]}
         if "apprentice" in results:
@@ -234,6 +252,12 @@ def write_warm_results(warm: Path, runs: dict[str, list[dict]], steps: int) -> d
                 if name not in ("expert", "apprentice"):
                     values = gain_and_gap(summary, rows["apprentice"], rows["expert"])
                     gains[f"{name}@{weighting}"] = dict(zip(keys, values, strict=True))
+        comparisons = [(name, "apprentice") for name in WARM_METHODS if name not in ("apprentice",)]
+        comparisons += PAIRED_COMPARISONS
+        lines += [f"### Paired by seed ({weighting} weights)", "", paired_table(rows, comparisons)]
+        for name, baseline in comparisons:
+            if name in rows and baseline in rows and (found := paired_difference(rows[name], rows[baseline])):
+                paired[f"{name}@{weighting} vs {baseline}"] = found
     if calibration:
         lines += ["## Calibration (gradient norms at the apprentice's features, warm start)", ""]
         lines += ["| method | distillation | detection | scale to matched |", "|---|---|---|---|"]
@@ -242,9 +266,9 @@ def write_warm_results(warm: Path, runs: dict[str, list[dict]], steps: int) -> d
             for m, c in calibration.items()
         ]
     warm.mkdir(parents=True, exist_ok=True)
-    content = {"steps": steps, "gains": gains, "calibration": calibration, **results}
+    content = {"steps": steps, "gains": gains, "paired": paired, "calibration": calibration, **results}
     atomic_json(warm / "results.json", content)
-    (warm / "results.md").write_text("\n".join(lines) + "\n")
+    write_text_atomically(warm / "results.md", "\n".join(lines) + "\n")
     return content
 
 

@@ -6,6 +6,7 @@ validation samples. The per-batch measurements live in `fd3d.distill.diagnostics
 from __future__ import annotations
 
 import numpy as np
+import torch
 from fvcore.common.config import CfgNode
 from tqdm import tqdm
 
@@ -33,6 +34,43 @@ def _mean_norms(records: list[dict[str, dict]]) -> dict[str, dict]:
     return {term: {s: float(np.mean(v)) for s, v in stages.items()} for term, stages in merged.items()}
 
 
+def _measured_norms(distiller: Distiller, batch: dict) -> dict[str, dict]:
+    """One extra forward on `batch`: each term's gradient norm at the apprentice's features."""
+    with recording_features(distiller.apprentice) as features:
+        losses = distiller(batch)
+    return feature_gradient_norms(losses, features[0])
+
+
+def measure_without_training(
+    distiller: Distiller, cfg: CfgNode, steps: int, measure_every: int
+) -> tuple[dict, list[float]]:
+    """`train_and_measure` for a finished run: the same measures over the first `steps` training batches
+    (in order, unshuffled), with the weights left as they are: no optimizer step, and the buffers that a
+    training-mode forward moves (BatchNorm statistics) are put back afterwards."""
+    dataset = build_dataset(
+        cfg, cfg.DATASETS.TRAIN_SPLIT, distiller.data_image_size(), distiller.queue_length
+    )
+    buffers = {name: value.clone() for name, value in distiller.named_buffers()}
+    records, focal_per_sample = [], []
+    was_training = distiller.training
+    distiller.train()
+    try:
+        for step in tqdm(range(min(steps, len(dataset))), desc="measure"):
+            batch = collate_samples([dataset[step]])
+            if step % measure_every == 0:
+                records.append(_measured_norms(distiller, batch))
+            with torch.no_grad():
+                losses = distiller(batch)
+            if "num_focal_queries" in losses:
+                focal_per_sample.append(losses["num_focal_queries"].item())
+    finally:
+        distiller.train(was_training)
+        with torch.no_grad():
+            for name, value in distiller.named_buffers():
+                value.copy_(buffers[name])
+    return (_mean_norms(records) if records else {}), focal_per_sample
+
+
 def train_and_measure(
     run: TrainingRun, cfg: CfgNode, steps: int, measure_every: int
 ) -> tuple[dict, list[float]]:
@@ -46,9 +84,7 @@ def train_and_measure(
     for step in tqdm(range(steps), desc="distil + measure"):
         batch = next(stream)
         if step % measure_every == 0:
-            with recording_features(distiller.apprentice) as features:
-                losses = distiller(batch)
-            records.append(feature_gradient_norms(losses, features[0]))
+            records.append(_measured_norms(distiller, batch))
         losses, _ = training_step(run, batch, cfg)
         if "num_focal_queries" in losses:
             focal_per_sample.append(losses["num_focal_queries"].item() / len(batch["gt_boxes"]))
@@ -63,9 +99,7 @@ def measure_head(distiller: Distiller, cfg: CfgNode, samples: int) -> tuple[dict
 
 
 def _measure_head(distiller: Distiller, cfg: CfgNode, samples: int) -> tuple[dict, dict]:
-    dataset = build_dataset(
-        cfg, cfg.DATASETS.TEST_SPLIT, distiller.data_image_size(), distiller.queue_length
-    )
+    dataset = build_dataset(cfg, cfg.DATASETS.TEST_SPLIT, distiller.data_image_size(), distiller.queue_length)
     on = total = 0
     coverage: dict[str, list[float]] = {}
     behind, background, focal_counts = [], [], []

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from scipy import stats
 
 from fd3d.evaluation.nuscenes_eval import METRIC_KEYS
 
@@ -42,6 +43,54 @@ def gain_and_gap(method: Mapping, apprentice: Mapping, expert: Mapping) -> tuple
     spread = max(method["NDS_std"], apprentice["NDS_std"])
     real = len(method["seeds"]) > 1 and len(apprentice["seeds"]) > 1 and abs(gain) > spread
     return gain, (gain / gap if gap > 0 else None), real
+
+
+def paired_difference(method: Mapping, baseline: Mapping, confidence: float = 0.95) -> dict | None:
+    """NDS of `method` minus `baseline`, seed by seed over the seeds both have (runs of one seed share the
+    data order and the random draws, so the per-seed difference removes most of the seed's own effect).
+
+    Returns {"seeds", "differences", "mean", "std", "low", "high", "real"}: a Student-t interval of the
+    mean difference at `confidence`, `real` when it excludes zero; with one common seed there is no
+    interval (low = high = None, not real). None when no seed is shared.
+    """
+    baseline_nds = dict(zip(baseline["seeds"], baseline["NDS"], strict=True))
+    pairs = zip(method["seeds"], method["NDS"], strict=True)
+    common = [(seed, nds) for seed, nds in pairs if seed in baseline_nds]
+    if not common:
+        return None
+    differences = [nds - baseline_nds[seed] for seed, nds in common]
+    mean = statistics.fmean(differences)
+    result = {"seeds": [seed for seed, _ in common], "differences": differences, "mean": mean,
+              "std": 0.0, "low": None, "high": None, "real": False}  # fmt: skip
+    if len(differences) > 1:
+        std = statistics.stdev(differences)
+        half = stats.t.ppf(0.5 + confidence / 2, len(differences) - 1) * std / len(differences) ** 0.5
+        low, high = mean - half, mean + half
+        result.update(std=std, low=low, high=high, real=bool(low > 0 or high < 0))
+    return result
+
+
+def paired_table(results: Mapping[str, Mapping], rows: Sequence[tuple[str, str]]) -> str:
+    """Markdown rows "A vs B": paired seeds, mean ± std of the per-seed NDS difference, 95 % interval."""
+    lines = ["| comparison | paired seeds | ΔNDS per seed | mean ± std | 95 % interval | verdict |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, baseline in rows:
+        if name not in results or baseline not in results:
+            continue
+        paired = paired_difference(results[name], results[baseline])
+        if paired is None:
+            continue
+        per_seed = ", ".join(f"{d:+.4f}" for d in paired["differences"])
+        if paired["low"] is None:
+            interval, verdict = "", "one seed"
+        else:
+            interval = f"[{paired['low']:+.4f}, {paired['high']:+.4f}]"
+            verdict = ("better" if paired["mean"] > 0 else "worse") if paired["real"] else "within noise"
+        lines.append(
+            f"| {name} vs {baseline} | {len(paired['seeds'])} | {per_seed} | "
+            f"{paired['mean']:+.4f} ± {paired['std']:.4f} | {interval} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def markdown_table(results: Mapping[str, Mapping], costs: Mapping[str, Mapping], order: Sequence[str]) -> str:

@@ -8,7 +8,13 @@ import statistics
 import pytest
 
 from fd3d.evaluation.nuscenes_eval import METRIC_KEYS
-from fd3d.evaluation.reproduction import gain_and_gap, summarize, write_results
+from fd3d.evaluation.reproduction import (
+    gain_and_gap,
+    paired_difference,
+    paired_table,
+    summarize,
+    write_results,
+)
 
 
 def run(seed: int, nds: float) -> dict:
@@ -47,3 +53,49 @@ def test_report_files(tmp_path):
     assert "| fd3d | 2 | 0.4100 ± 0.0141" in table and "+0.1000 |" in table and "53%" in table
     assert "+0.0050 (within noise)" in table
     assert (tmp_path / "results.png").stat().st_size > 1000
+
+
+def test_paired_difference_by_hand():
+    # seeds 0-2 in both, seed 3 only in the method: it is left out of the pairing
+    method = summarize([run(0, 0.21), run(1, 0.23), run(2, 0.20), run(3, 0.50)])
+    baseline = summarize([run(2, 0.19), run(0, 0.20), run(1, 0.20)])
+    paired = paired_difference(method, baseline)
+    assert paired["seeds"] == [0, 1, 2]
+    assert paired["differences"] == pytest.approx([0.01, 0.03, 0.01])
+    mean, std = 0.05 / 3, statistics.stdev([0.01, 0.03, 0.01])
+    assert paired["mean"] == pytest.approx(mean) and paired["std"] == pytest.approx(std)
+    # Student t, 2 degrees of freedom, 97.5 % quantile = 4.302652729911275 (tables)
+    half = 4.302652729911275 * std / 3**0.5
+    assert paired["low"] == pytest.approx(mean - half) and paired["high"] == pytest.approx(mean + half)
+    assert paired["low"] < 0 < paired["high"] and not paired["real"]
+    # a steady gain: the interval excludes zero although the unpaired spread is ten times the gain
+    steady = paired_difference(
+        summarize([run(0, 0.101), run(1, 0.302), run(2, 0.2015)]),
+        summarize([run(0, 0.100), run(1, 0.300), run(2, 0.2000)]),
+    )
+    assert steady["real"] and steady["low"] > 0
+    assert not gain_and_gap(
+        summarize([run(0, 0.101), run(1, 0.302), run(2, 0.2015)]),
+        summarize([run(0, 0.100), run(1, 0.300), run(2, 0.2000)]),
+        summarize([run(0, 0.5)]),
+    )[2]
+
+
+def test_paired_difference_of_one_or_no_common_seed():
+    one = paired_difference(summarize([run(0, 0.3), run(5, 0.1)]), summarize([run(0, 0.2)]))
+    assert one["differences"] == pytest.approx([0.1]) and one["low"] is None and not one["real"]
+    assert paired_difference(summarize([run(1, 0.3)]), summarize([run(0, 0.2)])) is None
+
+
+def test_paired_table_rows():
+    results = {
+        "apprentice": summarize([run(0, 0.20), run(1, 0.21)]),
+        "fd3d": summarize([run(0, 0.22), run(1, 0.25)]),
+        "mgd": summarize([run(0, 0.19)]),
+    }
+    table = paired_table(results, [("fd3d", "apprentice"), ("mgd", "apprentice"), ("cwd", "apprentice")])
+    lines = table.strip().splitlines()
+    assert len(lines) == 4  # header, rule, fd3d, mgd (cwd has no runs)
+    assert lines[2].startswith("| fd3d vs apprentice | 2 | +0.0200, +0.0400 | +0.0300 ± 0.0141 |")
+    assert lines[2].endswith("| within noise |")  # t(0.975, 1) = 12.7: [-0.097, +0.157]
+    assert lines[3] == "| mgd vs apprentice | 1 | -0.0100 | -0.0100 ± 0.0000 |  | one seed |"
