@@ -24,8 +24,9 @@ pretrained apprentices) and trains --steps more steps, under the paper's loss we
 matched so that each method's gradient at the apprentice's features is the same fraction of the detection
 loss's (calibrated once per method with `fd3d.engine.diagnose`, stored in OUT/warm/calibration/). It
 includes the paper's mechanism ablations (CWD on PV only / BEV only, Table 4c; global / focal / GT masks,
-Table 4a; QFD alone with the static and the layered head). `--ray-artifacts STRENGTH` runs it against
-an expert whose BEV has ray artefacts put in on purpose (OUT/warm_rays<STRENGTH>/). Runs go seed by seed,
+Table 4a; QFD alone with the static and the layered head) and QFD's open choices (a 1x1 adapter on the
+apprentice's own map, per-channel min-max). `--ray-artifacts STRENGTH` runs it against an expert whose
+BEV has ray artefacts put in on purpose (OUT/warm_rays<STRENGTH>/). Runs go seed by seed,
 so `--seeds 0 1` then `--seeds 2 3 4` are chunks of one study; results in OUT/warm/results.{md,json}.
 """
 
@@ -107,8 +108,12 @@ WARM_METHODS = {
     "cwd_bev": (distill_config(PAIR, "cwd_bev"), []),  # Table 4c
     "qfd_only": (distill_config(PAIR, "qfd_only"), []),
     "qfd_only_static": (distill_config(PAIR, "qfd_only"), STATIC_HEAD),
+    # QFD's two open choices (Sec. 3.3): the apprentice's own map through a 1x1 adapter, per-channel min-max
+    "qfd_only_linear": (distill_config(PAIR, "qfd_only"), ["DISTILL.QFD.ADAPTER", "linear"]),
+    "qfd_only_channel": (distill_config(PAIR, "qfd_only"), ["DISTILL.QFD.NORMALIZE", "channel"]),
 }
-HEAD_METHODS = ("fd3d", "smgd_focal", "qfd_only", "qfd_only_static")  # pre-train the head first
+# pre-train the head first
+HEAD_METHODS = ("fd3d", "smgd_focal", "qfd_only", "qfd_only_static", "qfd_only_linear", "qfd_only_channel")
 WARM_HEAD_TO_HEAD = ("apprentice", "fd3d", "fitnet", "cwd", "mgd")
 WEIGHTINGS = ("paper", "matched")
 # besides every method vs the apprentice: FD3D vs each baseline and the ablations' own contrasts
@@ -120,6 +125,8 @@ PAIRED_COMPARISONS = [
     ("smgd_focal", "mgd"),
     ("smgd_focal", "smgd_gt"),
     ("qfd_only", "qfd_only_static"),
+    ("qfd_only_linear", "qfd_only"),
+    ("qfd_only_channel", "qfd_only"),
 ]
 # matched weighting: every method's gradient norm at the apprentice's features = this x the detection loss's
 MATCHED_FRACTION = 0.5

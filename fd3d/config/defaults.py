@@ -155,6 +155,12 @@ _C.DISTILL.SMGD.MASKS = "focal"
 # Query-based focal distillation (Eq. 10-14): weight eta.
 _C.DISTILL.QFD = CN()
 _C.DISTILL.QFD.WEIGHT = 0.001
+# min-max normalisation of the samples (Eq. 14): "query" over each focal query's M*K*C samples,
+# "channel" over its M*K samples per channel
+_C.DISTILL.QFD.NORMALIZE = "query"
+# "aligner": the aligned apprentice map (deconvolution when its grid is smaller) is sampled; "linear": the
+# apprentice's own map is sampled at the same normalised locations and a 1x1 adapter maps the samples
+_C.DISTILL.QFD.ADAPTER = "aligner"
 
 # Baselines (Table 2-4) sharing the same plumbing.
 _C.DISTILL.CWD = CN()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from fvcore.common.config import CfgNode
-from torch import Tensor
+from torch import Tensor, nn
 
+from fd3d.config import ConfigError
 from fd3d.distill.alignment import FeatureAligner
 from fd3d.distill.pairing import FeaturePair, StagePairing
 from fd3d.distill.registry import DistillationLoss, DistillationStep, HeadUse, register_distillation_loss
@@ -38,26 +39,44 @@ def sample_at(features: Tensor, locations: Tensor) -> Tensor:
     return sampled.permute(0, 2, 3, 1).reshape(batch, queries, heads, points, features.shape[1])
 
 
+# how the samples are min-max normalised ("according to their maximum and minimum", ambiguous in the paper)
+NORMALIZATIONS = ("query", "channel")
+# what meets the expert: the aligned apprentice map (deconvolution when its grid is smaller), or the
+# apprentice's own map sampled at the same normalised locations through a 1x1 (linear) adapter
+ADAPTERS = ("aligner", "linear")
+
+
 def _min_max(samples: Tensor, eps: float) -> Tensor:
-    """(N_f, S) rows scaled to [0, 1] by their own minimum and maximum."""
+    """Samples (N_f, S, ...) scaled to [0, 1] by their minimum and maximum along dim 1."""
     low = samples.amin(dim=1, keepdim=True)
     high = samples.amax(dim=1, keepdim=True)
     return (samples - low) / (high - low + eps)
 
 
 def query_focal_distillation(
-    expert: Tensor, apprentice: Tensor, locations: Tensor, focal: Tensor, eps: float = 1e-6
+    expert: Tensor,
+    apprentice: Tensor,
+    locations: Tensor,
+    focal: Tensor,
+    eps: float = 1e-6,
+    normalize: str = "query",
+    adapter: nn.Module | None = None,
 ) -> Tensor:
     """L_QFD of Eq. 14: squared distance of min-max normalised samples, summed, over N_f focal queries.
 
     expert, apprentice: (B, C, H, W); locations (B, Q, M, K, 2) as in `sample_at`; focal (B, Q) bool.
-    The paper normalises the samples "according to their maximum and minimum"; we take min and max over
-    each focal query's M*K*C samples, separately for expert and apprentice: (F - min) / (max - min + eps).
+    The paper normalises the samples "according to their maximum and minimum". `normalize="query"`
+    takes min and max over each focal query's M*K*C samples; "channel" over its M*K samples of each
+    channel. Either way separately for expert and apprentice: (F - min) / (max - min + eps).
+    With an `adapter` (C_a -> C), the apprentice map keeps its own size and channels: it is sampled at
+    the same normalised locations and the adapter maps each sample (Sec. 3.3 leaves the alignment open).
     L_2 is the squared Euclidean distance over channels, summed over heads m and points k, then over the
     focal queries of the whole batch and divided by their number N_f. The expert is detached. With no
     focal query the loss is `apprentice.sum() * 0.0`: zero, finite, still part of the graph.
     """
-    if expert.shape != apprentice.shape:
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"QFD normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    if adapter is None and expert.shape != apprentice.shape:
         raise ValueError(
             f"expert and apprentice must have the same shape, got expert {tuple(expert.shape)} "
             f"and apprentice {tuple(apprentice.shape)}"
@@ -70,9 +89,14 @@ def query_focal_distillation(
     num_focal = int(focal.sum())
     if num_focal == 0:
         return apprentice.sum() * 0.0
-    expert_samples = sample_at(expert.detach(), locations)[focal].flatten(1)  # (N_f, M*K*C)
-    apprentice_samples = sample_at(apprentice, locations)[focal].flatten(1)
-    difference = _min_max(apprentice_samples, eps) - _min_max(expert_samples, eps)
+    expert_samples = sample_at(expert.detach(), locations)[focal]  # (N_f, M, K, C)
+    apprentice_samples = sample_at(apprentice, locations)[focal]
+    if adapter is not None:
+        apprentice_samples = adapter(apprentice_samples)
+    # rows of (N_f, M*K*C) for "query", (N_f, M*K, C) for "channel": min and max along dim 1
+    end = -1 if normalize == "query" else 2
+    apprentice_rows, expert_rows = apprentice_samples.flatten(1, end), expert_samples.flatten(1, end)
+    difference = _min_max(apprentice_rows, eps) - _min_max(expert_rows, eps)
     return (difference**2).sum() / num_focal
 
 
@@ -87,22 +111,41 @@ class QFD(DistillationLoss):
         return HeadUse.SAMPLING
 
     def __init__(
-        self, weight: float, pair: FeaturePair, apprentice_channels: int, expert_channels: int
+        self,
+        weight: float,
+        pair: FeaturePair,
+        apprentice_channels: int,
+        expert_channels: int,
+        normalize: str = "query",
+        adapter: str = "aligner",
     ) -> None:
         super().__init__()
-        self.weight, self.pair = weight, pair
-        self.aligner = FeatureAligner(apprentice_channels, expert_channels, pair.upsample)
+        if normalize not in NORMALIZATIONS:
+            raise ConfigError(f"DISTILL.QFD.NORMALIZE must be one of {NORMALIZATIONS}, got {normalize!r}")
+        if adapter not in ADAPTERS:
+            raise ConfigError(f"DISTILL.QFD.ADAPTER must be one of {ADAPTERS}, got {adapter!r}")
+        self.weight, self.pair, self.normalize = weight, pair, normalize
+        if adapter == "aligner":
+            self.aligner = FeatureAligner(apprentice_channels, expert_channels, pair.upsample)
+        else:
+            self.adapter = nn.Linear(apprentice_channels, expert_channels)
 
     @classmethod
     def from_config(cls, cfg: CfgNode, pairing: StagePairing) -> QFD:
         pair = pairing.head_pair()
-        return cls(cfg.DISTILL.QFD.WEIGHT, pair, *pairing.channels(pair))
+        qfd = cfg.DISTILL.QFD
+        return cls(qfd.WEIGHT, pair, *pairing.channels(pair), qfd.NORMALIZE, qfd.ADAPTER)
 
     def forward(self, step: DistillationStep) -> dict[str, Tensor]:
         apprentice, expert = step.maps(self.pair)
-        aligned = self.aligner(apprentice)
+        adapter = getattr(self, "adapter", None)
+        if adapter is None:
+            apprentice = self.aligner(apprentice)
         locations, focal = step.head.locations.detach(), step.focal
         if self.pair.stage == "pv":
             locations = locations.flatten(0, 1)  # (B*Ncam, Q, M, K, 2)
             focal = (focal[:, None] & step.head.visible).flatten(0, 1)
-        return {"loss_kd_qfd": self.weight * query_focal_distillation(expert, aligned, locations, focal)}
+        loss = query_focal_distillation(
+            expert, apprentice, locations, focal, normalize=self.normalize, adapter=adapter
+        )
+        return {"loss_kd_qfd": self.weight * loss}

@@ -150,3 +150,25 @@ def test_expert_loads_from_a_model_folder_and_bad_weights_are_named(tmp_path):
     wider = ["DISTILL.EXPERT.OPTS", "['MODEL.HEAD.NUM_QUERIES', '150']"]
     with pytest.raises(HubError, match=r"query_content.weight: saved \(200, 64\) vs model \(150, 64\)"):
         build(distill_config("detr3d_cpu", "cwd"), "DISTILL.EXPERT.WEIGHTS", str(tmp_path / "expert"), *wider)
+
+
+@pytest.mark.parametrize("pair", ["bevformer_cpu", "detr3d_cpu"])
+def test_qfd_with_a_linear_adapter_and_per_channel_normalisation(pair):
+    distiller = build(
+        distill_config(pair, "qfd_only"), *ALL_MATCHED_FOCAL,
+        "DISTILL.QFD.ADAPTER", "linear", "DISTILL.QFD.NORMALIZE", "channel",
+    )  # fmt: skip
+    qfd = distiller.kd_modules["qfd"]
+    assert isinstance(qfd.adapter, torch.nn.Linear) and not hasattr(qfd, "aligner")
+    losses = distiller(batch_with_cars(queue_length=0))
+    assert losses["loss_kd_qfd"] > 0
+    assert has_gradient(qfd, losses["loss_kd_qfd"]) and has_gradient(
+        distiller.apprentice, losses["loss_kd_qfd"]
+    )
+
+
+def test_bad_qfd_options_are_named():
+    with pytest.raises(ConfigError, match=r"DISTILL.QFD.ADAPTER must be one of \('aligner', 'linear'\)"):
+        build(distill_config("bevformer_cpu", "qfd_only"), "DISTILL.QFD.ADAPTER", "deconv")
+    with pytest.raises(ConfigError, match=r"DISTILL.QFD.NORMALIZE must be one of \('query', 'channel'\)"):
+        build(distill_config("bevformer_cpu", "qfd_only"), "DISTILL.QFD.NORMALIZE", "global")

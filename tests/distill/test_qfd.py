@@ -121,3 +121,81 @@ def test_shape_mismatch_raises():
             torch.rand(1, 3, 2, 2, 2),
             torch.ones(1, 3).bool(),
         )
+
+
+def _naive_channel_qfd(expert, apprentice, locations, focal, eps):
+    """Per focal query and channel: min-max over that channel's M*K samples (normalize="channel")."""
+    batch, queries, heads, points, _ = locations.shape
+    total, count = 0.0, 0
+    for b in range(batch):
+        for q in range(queries):
+            if not focal[b, q]:
+                continue
+            count += 1
+            per_map = []
+            for feature in (expert[b], apprentice[b]):
+                samples = torch.stack(  # (M*K, C)
+                    [
+                        _bilinear(feature, *locations[b, q, m, k].tolist())
+                        for m in range(heads)
+                        for k in range(points)
+                    ]
+                )
+                columns = []
+                for c in range(samples.shape[1]):
+                    column = samples[:, c]
+                    columns.append((column - column.min()) / (column.max() - column.min() + eps))
+                per_map.append(torch.stack(columns, 1))
+            total += ((per_map[0] - per_map[1]) ** 2).sum().item()
+    return total / count
+
+
+def test_per_channel_normalisation_against_a_naive_loop():
+    generator = torch.Generator().manual_seed(5)
+    expert = torch.randn(2, 3, 5, 6, generator=generator)
+    apprentice = torch.randn(2, 3, 5, 6, generator=generator) * 4.0 + 1.0
+    locations = torch.rand(2, 4, 2, 3, 2, generator=generator)
+    focal = torch.tensor([[True, False, True, True], [False, True, False, False]])
+    loss = query_focal_distillation(expert, apprentice, locations, focal, eps=1e-6, normalize="channel")
+    assert loss.item() == pytest.approx(
+        _naive_channel_qfd(expert, apprentice, locations, focal, 1e-6), rel=1e-5
+    )
+    # per channel differs from per query: one channel scaled by 100 dominates only the per-query min-max
+    scaled = apprentice.clone()
+    scaled[:, 0] *= 100.0
+    per_channel = query_focal_distillation(expert, scaled, locations, focal, normalize="channel")
+    assert per_channel.item() == pytest.approx(loss.item(), rel=1e-4)
+    assert query_focal_distillation(expert, scaled, locations, focal).item() != pytest.approx(
+        query_focal_distillation(expert, apprentice, locations, focal).item(), rel=1e-2
+    )
+
+
+def test_linear_adapter_equals_a_1x1_convolution_of_the_map_inside_it():
+    """Inside the map, bilinear weights sum to one: sampling then a linear map = a 1x1 conv then sampling."""
+    generator = torch.Generator().manual_seed(7)
+    expert = torch.randn(1, 4, 8, 8, generator=generator)
+    apprentice = torch.randn(1, 3, 4, 4, generator=generator)  # half the grid, other channels
+    locations = 0.15 + 0.7 * torch.rand(1, 5, 2, 3, 2, generator=generator)  # away from the border
+    focal = torch.tensor([[True, True, False, True, True]])
+    adapter = torch.nn.Linear(3, 4)
+    conv = torch.nn.Conv2d(3, 4, 1)
+    with torch.no_grad():
+        conv.weight.copy_(adapter.weight[:, :, None, None])
+        conv.bias.copy_(adapter.bias)
+    for normalize in ("query", "channel"):
+        adapted = query_focal_distillation(
+            expert, apprentice, locations, focal, normalize=normalize, adapter=adapter
+        )
+        reference = query_focal_distillation(
+            expert, conv(apprentice), locations, focal, normalize=normalize, adapter=torch.nn.Identity()
+        )
+        assert adapted.item() == pytest.approx(reference.item(), rel=1e-5)
+    adapted.backward()
+    assert adapter.weight.grad is not None and adapter.weight.grad.abs().sum() > 0
+
+
+def test_unknown_normalisation_is_named():
+    maps = torch.zeros(1, 1, 2, 2)
+    with pytest.raises(ValueError, match=r"normalize must be one of \('query', 'channel'\), got 'global'"):
+        query_focal_distillation(maps, maps, torch.zeros(1, 1, 1, 1, 2), torch.ones(1, 1, dtype=torch.bool),
+                                 normalize="global")  # fmt: skip
