@@ -134,7 +134,7 @@ def _measure_head(distiller: Distiller, cfg: CfgNode, samples: int) -> tuple[dic
                 "bev": expert.bev[0],  # (C, H, W)
                 "extent": expert.bev_extent,
                 "gt": batch["gt_boxes"][0].numpy(),
-                "points": head.locations[0][focal[0]].flatten(0, 1).numpy(),
+                "points": head.locations[0][focal[0]].reshape(-1, 2).numpy(),  # (N_f*M*K, 2)
             }
     measures = {
         "qfd_points_on_objects": on / total if total else None,

@@ -71,7 +71,10 @@ def test_a_checkpoint_is_measured_as_it_is_without_training(mini_dataroot, tmp_p
     result = main([*files, "--checkpoint", str(checkpoint), "--steps", "1", "--measure-every", "1",
                    "--samples", "1", "--out", str(tmp_path / "diag"), *overrides])  # fmt: skip
 
-    reference, _ = measure_head(distiller, cfg, 1)  # the same weights, measured directly
+    reference, example = measure_head(distiller, cfg, 1)  # the same weights, measured directly
+    # the figure's points: every (x, y) sample of every focal query (all matched queries are focal here)
+    samples_per_query = cfg.DISTILL.HEAD.NUM_HEADS * cfg.DISTILL.HEAD.NUM_POINTS
+    assert example["points"].shape == (samples_per_query * len(example["gt"]), 2)
     for key in ("qfd_points_on_objects", "qfd_points_counted", "focal_mask_coverage", "ray_artifact_index"):
         assert result[key] == reference[key], key
     assert result["checkpoint"] == str(checkpoint)

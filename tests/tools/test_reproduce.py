@@ -82,6 +82,11 @@ def test_warm_protocol_calibrates_runs_and_reports(study):
     assert set(fd3d["paper_weights"]) == {"DISTILL.SMGD.WEIGHT", "DISTILL.QFD.WEIGHT"}
     table = (out / "warm" / "results.md").read_text()
     assert "## paper weights" in table and "## matched weights" in table
+    assert "### Paired by seed (matched weights)" in table
+    paired = results["paired"]["fd3d@matched vs apprentice"]
+    nds = results["fd3d@matched"]["NDS"][0] - results["apprentice"]["NDS"][0]
+    assert paired["differences"] == [pytest.approx(nds)] and paired["low"] is None
+    assert f"| fd3d vs apprentice | 1 | {nds:+.4f} |" in table
     again = main([*warm, "--report"])
     assert again["fd3d@matched"]["NDS"] == results["fd3d@matched"]["NDS"]
 
@@ -100,9 +105,15 @@ def test_warm_protocol_with_a_ray_corrupted_expert_runs_apart(study, monkeypatch
     strengths = {
         Path(cfg.OUTPUT_DIR).parent.name: cfg.DISTILL.EXPERT.RAY_ARTIFACTS.STRENGTH for cfg in trained
     }
-    assert strengths == {"apprentice": 0.0, "cwd@paper": 0.5}
-    assert all(Path(cfg.OUTPUT_DIR).is_relative_to(out / "warm_rays0.5") for cfg in trained)
+    assert strengths.pop("cwd@paper") == 0.5
+    # the apprentice alone never reads the expert: its runs are the clean study's, never trained apart
+    assert all(s == 0.0 for s in strengths.values()) and set(strengths) <= {"apprentice"}
+    assert results["apprentice"]["weights"] == [str(out / "warm" / "runs" / "apprentice" / "seed0" / "model")]
+    assert not (out / "warm_rays0.5" / "runs" / "apprentice").exists()
+    distilled = [cfg for cfg in trained if Path(cfg.OUTPUT_DIR).parent.name != "apprentice"]
+    assert all(Path(cfg.OUTPUT_DIR).is_relative_to(out / "warm_rays0.5") for cfg in distilled)
     assert results["cwd@paper"]["seeds"] == [0] and (out / "warm_rays0.5" / "results.md").is_file()
+    assert results["paired"]["cwd@paper vs apprentice"]["seeds"] == [0]
 
 
 def test_warm_protocol_rejects_unknown_methods(tmp_path, capsys):
