@@ -230,11 +230,19 @@ def warm_study(
                 config = WARM_METHODS[method][0]
                 runs.setdefault(name, []).append(run_job(name, config, folder, overrides))
                 write_warm_results(warm, runs, steps)
-    return write_warm_results(warm, runs, steps)
+    clean = None
+    if args.ray_artifacts:  # the same runs against the expert as it is, where finished: what each one loses
+        names = [name for name in runs if name not in ("expert", "apprentice")]
+        found = {name: finished_seeds(out / "warm" / "runs" / name, seeds) for name in names}
+        clean = {name: group for name, group in found.items() if group}
+    return write_warm_results(warm, runs, steps, clean)
 
 
-def write_warm_results(warm: Path, runs: dict[str, list[dict]], steps: int) -> dict:
-    """OUT/warm/results.md and .json: a Table-2-style table per weighting, gains over the warm apprentice."""
+def write_warm_results(
+    warm: Path, runs: dict[str, list[dict]], steps: int, clean: dict[str, list[dict]] | None = None
+) -> dict:
+    """OUT/warm/results.md and .json: a Table-2-style table per weighting, gains over the warm apprentice,
+    paired comparisons; for a ray-artefact study, each method against itself with the clean expert."""
     results = {name: summarize(group) for name, group in runs.items()}
     calibration = {
         path.stem: json.loads(path.read_text()) for path in sorted((warm / "calibration").glob("*.json"))
@@ -265,6 +273,15 @@ def write_warm_results(warm: Path, runs: dict[str, list[dict]], steps: int) -> d
         for name, baseline in comparisons:
             if name in rows and baseline in rows and (found := paired_difference(rows[name], rows[baseline])):
                 paired[f"{name}@{weighting} vs {baseline}"] = found
+    against_clean = {}
+    if clean:
+        both = {f"{n} ({label})": summarize(group) for n in clean for label, group in
+                (("rays", runs[n]), ("clean", clean[n]))}  # fmt: skip
+        rows = [(f"{n} (rays)", f"{n} (clean)") for n in clean]
+        lines += ["## Against the clean expert (the same method and seeds)", "", paired_table(both, rows)]
+        against_clean = {
+            n: paired_difference(both[a], both[b]) for n, (a, b) in zip(clean, rows, strict=True)
+        }
     if calibration:
         lines += ["## Calibration (gradient norms at the apprentice's features, warm start)", ""]
         lines += ["| method | distillation | detection | scale to matched |", "|---|---|---|---|"]
@@ -273,7 +290,8 @@ def write_warm_results(warm: Path, runs: dict[str, list[dict]], steps: int) -> d
             for m, c in calibration.items()
         ]
     warm.mkdir(parents=True, exist_ok=True)
-    content = {"steps": steps, "gains": gains, "paired": paired, "calibration": calibration, **results}
+    content = {"steps": steps, "gains": gains, "paired": paired, "against_clean": against_clean,
+               "calibration": calibration, **results}  # fmt: skip
     atomic_json(warm / "results.json", content)
     write_text_atomically(warm / "results.md", "\n".join(lines) + "\n")
     return content
@@ -306,6 +324,11 @@ def finished_run(out: Path) -> dict | None:
     if info_file.is_file() and (out / MODEL_DIR / WEIGHTS_NAME).is_file():
         return json.loads(info_file.read_text())
     return None
+
+
+def finished_seeds(folder: Path, seeds: list[int]) -> list[dict]:
+    """The finished runs among FOLDER/seed<k> for `seeds`."""
+    return [run for seed in seeds if (run := finished_run(folder / f"seed{seed}")) is not None]
 
 
 def shown(config: list[Path]) -> str:

@@ -99,6 +99,8 @@ def test_warm_protocol_with_a_ray_corrupted_expert_runs_apart(study, monkeypatch
         trained.append(cfg)
         return train(cfg, *args, **kwargs)
 
+    clean = main([*TOY, "--protocol", "warm", "--out", str(out), "--methods", "apprentice", "cwd",
+                  "--weightings", "paper"])  # fmt: skip
     monkeypatch.setattr(reproduce, "train", recording_train)
     results = main([*TOY, "--protocol", "warm", "--out", str(out), "--methods", "apprentice", "cwd",
                     "--weightings", "paper", "--ray-artifacts", "0.5"])  # fmt: skip
@@ -114,6 +116,14 @@ def test_warm_protocol_with_a_ray_corrupted_expert_runs_apart(study, monkeypatch
     assert all(Path(cfg.OUTPUT_DIR).is_relative_to(out / "warm_rays0.5") for cfg in distilled)
     assert results["cwd@paper"]["seeds"] == [0] and (out / "warm_rays0.5" / "results.md").is_file()
     assert results["paired"]["cwd@paper vs apprentice"]["seeds"] == [0]
+    # what CWD loses to the artefacts: the same seed against the clean expert
+    loss = results["against_clean"]["cwd@paper"]
+    assert loss["differences"] == [
+        pytest.approx(results["cwd@paper"]["NDS"][0] - clean["cwd@paper"]["NDS"][0])
+    ]
+    assert (
+        "| cwd@paper (rays) vs cwd@paper (clean) | 1 |" in (out / "warm_rays0.5" / "results.md").read_text()
+    )
 
 
 def test_warm_protocol_rejects_unknown_methods(tmp_path, capsys):
