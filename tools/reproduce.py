@@ -48,7 +48,7 @@ from fd3d.evaluation.complexity import count_flops, inference_fps
 from fd3d.evaluation.reproduction import (
     gain_and_gap,
     markdown_table,
-    paired_difference,
+    paired_comparisons,
     paired_table,
     summarize,
     write_results,
@@ -269,19 +269,16 @@ def write_warm_results(
                     gains[f"{name}@{weighting}"] = dict(zip(keys, values, strict=True))
         comparisons = [(name, "apprentice") for name in WARM_METHODS if name not in ("apprentice",)]
         comparisons += PAIRED_COMPARISONS
-        lines += [f"### Paired by seed ({weighting} weights)", "", paired_table(rows, comparisons)]
-        for name, baseline in comparisons:
-            if name in rows and baseline in rows and (found := paired_difference(rows[name], rows[baseline])):
-                paired[f"{name}@{weighting} vs {baseline}"] = found
+        found = paired_comparisons(rows, comparisons)
+        lines += [f"### Paired by seed ({weighting} weights)", "", paired_table(found)]
+        paired.update({f"{name}@{weighting} vs {baseline}": d for (name, baseline), d in found.items()})
     against_clean = {}
     if clean:
         both = {f"{n} ({label})": summarize(group) for n in clean for label, group in
                 (("rays", runs[n]), ("clean", clean[n]))}  # fmt: skip
-        rows = [(f"{n} (rays)", f"{n} (clean)") for n in clean]
-        lines += ["## Against the clean expert (the same method and seeds)", "", paired_table(both, rows)]
-        against_clean = {
-            n: paired_difference(both[a], both[b]) for n, (a, b) in zip(clean, rows, strict=True)
-        }
+        found = paired_comparisons(both, [(f"{n} (rays)", f"{n} (clean)") for n in clean])
+        lines += ["## Against the clean expert (the same method and seeds)", "", paired_table(found)]
+        against_clean = {name.removesuffix(" (rays)"): d for (name, _), d in found.items()}
     if calibration:
         lines += ["## Calibration (gradient norms at the apprentice's features, warm start)", ""]
         lines += ["| method | distillation | detection | scale to matched |", "|---|---|---|---|"]

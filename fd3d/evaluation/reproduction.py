@@ -70,16 +70,24 @@ def paired_difference(method: Mapping, baseline: Mapping, confidence: float = 0.
     return result
 
 
-def paired_table(results: Mapping[str, Mapping], rows: Sequence[tuple[str, str]]) -> str:
-    """Markdown rows "A vs B": paired seeds, mean ± std of the per-seed NDS difference, 95 % interval."""
+def paired_comparisons(
+    results: Mapping[str, Mapping], rows: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], dict]:
+    """{(A, B): paired_difference(A, B)} for the rows whose two runs exist and share a seed, in row order."""
+    found = {}
+    for name, baseline in rows:
+        if name in results and baseline in results:
+            if (paired := paired_difference(results[name], results[baseline])) is not None:
+                found[(name, baseline)] = paired
+    return found
+
+
+def paired_table(comparisons: Mapping[tuple[str, str], Mapping]) -> str:
+    """Markdown rows "A vs B" of `paired_comparisons`: paired seeds, mean ± std of the per-seed NDS
+    difference, 95 % interval and verdict."""
     lines = ["| comparison | paired seeds | ΔNDS per seed | mean ± std | 95 % interval | verdict |",
              "|---|---|---|---|---|---|"]  # fmt: skip
-    for name, baseline in rows:
-        if name not in results or baseline not in results:
-            continue
-        paired = paired_difference(results[name], results[baseline])
-        if paired is None:
-            continue
+    for (name, baseline), paired in comparisons.items():
         per_seed = ", ".join(f"{d:+.4f}" for d in paired["differences"])
         if paired["low"] is None:
             interval, verdict = "", "one seed"

@@ -10,6 +10,7 @@ import pytest
 from fd3d.evaluation.nuscenes_eval import METRIC_KEYS
 from fd3d.evaluation.reproduction import (
     gain_and_gap,
+    paired_comparisons,
     paired_difference,
     paired_table,
     summarize,
@@ -93,8 +94,11 @@ def test_paired_table_rows():
         "fd3d": summarize([run(0, 0.22), run(1, 0.25)]),
         "mgd": summarize([run(0, 0.19)]),
     }
-    table = paired_table(results, [("fd3d", "apprentice"), ("mgd", "apprentice"), ("cwd", "apprentice")])
-    lines = table.strip().splitlines()
+    rows = [("fd3d", "apprentice"), ("mgd", "apprentice"), ("cwd", "apprentice")]
+    found = paired_comparisons(results, rows)
+    assert list(found) == [("fd3d", "apprentice"), ("mgd", "apprentice")]
+    assert found[("fd3d", "apprentice")] == paired_difference(results["fd3d"], results["apprentice"])
+    lines = paired_table(found).strip().splitlines()
     assert len(lines) == 4  # header, rule, fd3d, mgd (cwd has no runs)
     assert lines[2].startswith("| fd3d vs apprentice | 2 | +0.0200, +0.0400 | +0.0300 ± 0.0141 |")
     assert lines[2].endswith("| within noise |")  # t(0.975, 1) = 12.7: [-0.097, +0.157]
