@@ -131,6 +131,8 @@ PAIRED_COMPARISONS = [
 # matched weighting: every method's gradient norm at the apprentice's features = this x the detection loss's
 MATCHED_FRACTION = 0.5
 WARM = {"steps": 1000, "base_lr": 1e-4, "warmup": 50, "head_pretrain": 2000, "calibration_steps": 20}
+# --bev-range: the expert and the warm-start apprentice fine-tuned from the main study's at the narrower range
+RANGE_VARIANT = {"expert_steps": 1500, "apprentice_steps": 1000}
 
 
 def loss_weights(cfg) -> dict[str, float]:
@@ -181,6 +183,51 @@ def calibrate(method: str, out: Path, overrides: list[str], steps: int) -> dict:
 
 def atomic_json(path: Path, content: dict) -> None:
     write_text_atomically(path, json.dumps(content, indent=2))
+
+
+def expert_overrides(out: Path, expert_run: dict) -> list[str]:
+    """What every distillation job of a study adds: the expert's weights and its feature cache in OUT."""
+    cache = str(out / "expert_cache")
+    return ["DISTILL.EXPERT.WEIGHTS", expert_run["weights"], "DISTILL.EXPERT.FEATURE_CACHE", cache]
+
+
+def narrow_range(half_width: float) -> list[float]:
+    """The expert config's MODEL.POINT_CLOUD_RANGE with x and y cut to ±half_width metres (z kept)."""
+    if half_width <= 0:
+        raise SystemExit(f"--bev-range must be a positive half-width in metres, got {half_width}")
+    x0, y0, z0, x1, y1, z1 = load_config(EXPERT, []).MODEL.POINT_CLOUD_RANGE
+    return [-half_width, -half_width, z0, half_width, half_width, z1]
+
+
+def range_variant(out: Path, data: list[str], expert_run: dict, half_width: float, report: bool):
+    """The variant where masks act (`--bev-range`): the same BEV grids over ±half_width m, so a cell is
+    smaller and an object covers more of them (at ±51.2 m an object is about 1.2 cells of the apprentice's
+    25 x 25 BEV). The expert and the warm-start apprentice are fine-tuned from the main study's at that
+    range; boxes outside it are dropped from training (the loader's range filter) and the devkit still scores
+    every val object, so all models of the variant miss the far ones alike.
+
+    Returns (the variant's folder OUT/range<half_width>, every job's data overrides, its expert run)."""
+    variant = out / f"range{half_width:g}"
+    data = [*data, "MODEL.POINT_CLOUD_RANGE", str(narrow_range(half_width))]
+    start = finished_run(out / "runs" / "apprentice" / "seed0")
+    if start is None:
+        raise SystemExit(f"--bev-range fine-tunes {out / 'runs/apprentice/seed0'}, which is not finished")
+    jobs = {  # name: (config, folder, weights to start from, steps)
+        "expert": (EXPERT, variant / "expert", expert_run["weights"], RANGE_VARIANT["expert_steps"]),
+        "apprentice": (APPRENTICE, variant / "runs" / "apprentice" / "seed0", start["weights"],
+                       RANGE_VARIANT["apprentice_steps"]),
+    }  # fmt: skip
+    finished = {}
+    for name, (config, folder, weights, steps) in jobs.items():
+        if report:
+            if (done := finished_run(folder)) is None:
+                raise SystemExit(f"--report: no finished {name} in {folder}; run without --report first")
+            finished[name] = done
+            continue
+        schedule = ["SOLVER.MAX_ITER", str(steps), "SOLVER.CHECKPOINT_PERIOD", str(max(steps // 3, 50))]
+        overrides = [*data, "MODEL.WEIGHTS", weights, "SEED", "0", "TEST.EVAL_PERIOD", "0", *schedule]
+        finished[name] = run_job(f"{name} at ±{half_width:g} m", config, folder, overrides)
+    return variant, data, finished["expert"]
 
 
 def warm_study(
@@ -450,6 +497,15 @@ def main(argv: list[str] | None = None) -> dict:
         help="warm protocol: a controlled imperfect expert, DISTILL.EXPERT.RAY_ARTIFACTS.STRENGTH (results "
         "in OUT/warm_rays<STRENGTH>/, calibrated again; default 0: the expert as it is)",
     )
+    parser.add_argument(
+        "--bev-range",
+        type=float,
+        default=0.0,
+        metavar="HALF_WIDTH",
+        help="warm protocol: the variant where masks act, both BEV grids over ±HALF_WIDTH m (e.g. 25.6) with "
+        "the expert and the warm-start apprentice fine-tuned at that range (OUT/range<HALF_WIDTH>/; "
+        "default 0: the configs' ±51.2 m)",
+    )
     parser.add_argument("--out", default=None, help="default work/reproduce (--quick: work/reproduce_quick)")
     parser.add_argument("--steps", type=int, default=None, help="steps of each apprentice run")
     parser.add_argument("--expert-steps", type=int, default=None, help="steps of the expert")
@@ -464,6 +520,8 @@ def main(argv: list[str] | None = None) -> dict:
     plan["expert_steps"] = args.expert_steps or plan["expert_steps"]
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     known = WARM_METHODS if args.protocol == "warm" else METHODS
+    if args.protocol != "warm" and (args.bev_range or args.ray_artifacts):
+        parser.error("--bev-range and --ray-artifacts are variants of --protocol warm")
     if unknown := sorted(set(args.methods or []) - set(known)):
         parser.error(f"--methods {unknown} are not methods of the {args.protocol} protocol: {sorted(known)}")
     methods = [m for m in METHODS if m in (args.methods or (QUICK_METHODS if args.quick else METHODS))]
@@ -483,10 +541,11 @@ def main(argv: list[str] | None = None) -> dict:
         expert_schedule = ["SOLVER.MAX_ITER", str(plan["expert_steps"]),
                            "SOLVER.CHECKPOINT_PERIOD", str(max(plan["expert_steps"] // 6, 50))]  # fmt: skip
         expert_run = run_job("expert", EXPERT, out / "expert", [*data, "SEED", "0", *expert_schedule])
-    distill = ["DISTILL.EXPERT.WEIGHTS", expert_run["weights"]]
-    distill += ["DISTILL.EXPERT.FEATURE_CACHE", str(out / "expert_cache")]
     if args.protocol == "warm":
-        return warm_study(out, data, distill, expert_run, seeds, args)
+        if args.bev_range:
+            out, data, expert_run = range_variant(out, data, expert_run, args.bev_range, args.report)
+        return warm_study(out, data, expert_overrides(out, expert_run), expert_run, seeds, args)
+    distill = expert_overrides(out, expert_run)
     schedule = ["SOLVER.CHECKPOINT_PERIOD", str(max(plan["steps"] // 4, 50)), "TEST.EVAL_PERIOD", "0"]
     runs: dict[str, list[dict]] = {"expert": [expert_run]}
     for method in methods:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fd3d.engine.trainer import train
+from fd3d.hub import load_pretrained_config
 from tools import reproduce
 from tools.reproduce import main
 
@@ -124,6 +125,52 @@ def test_warm_protocol_with_a_ray_corrupted_expert_runs_apart(study, monkeypatch
     assert (
         "| cwd@paper (rays) vs cwd@paper (clean) | 1 |" in (out / "warm_rays0.5" / "results.md").read_text()
     )
+
+
+def test_warm_protocol_at_a_narrower_range_fine_tunes_its_own_expert_and_start(study, monkeypatch):
+    out, _ = study
+    trained = []
+
+    def recording_train(cfg, *args, **kwargs):
+        trained.append(cfg)
+        return train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(reproduce, "train", recording_train)
+    monkeypatch.setattr(reproduce, "RANGE_VARIANT", {"expert_steps": 2, "apprentice_steps": 3})
+    study_args = [*TOY, "--protocol", "warm", "--out", str(out), "--methods", "apprentice", "cwd",
+                  "--weightings", "paper", "--bev-range", "25.6"]  # fmt: skip
+    results = main(study_args)
+    variant = out / "range25.6"
+    jobs = {str(Path(cfg.OUTPUT_DIR).relative_to(variant)): cfg for cfg in trained}
+    assert set(jobs) == {"expert", "runs/apprentice/seed0", "warm/runs/apprentice/seed0",
+                         "warm/runs/cwd@paper/seed0"}  # fmt: skip
+    narrow = [-25.6, -25.6, -5.0, 25.6, 25.6, 3.0]
+    assert all(list(cfg.MODEL.POINT_CLOUD_RANGE) == pytest.approx(narrow) for cfg in trained)
+    # fine-tuned from the main study's expert and apprentice, each for its own number of steps
+    expert = jobs["expert"]
+    assert expert.MODEL.WEIGHTS == str(out / "expert" / "model") and expert.SOLVER.MAX_ITER == 2
+    start = jobs["runs/apprentice/seed0"]
+    assert start.MODEL.WEIGHTS == str(out / "runs" / "apprentice" / "seed0" / "model")
+    assert start.SOLVER.MAX_ITER == 3
+    cwd = jobs["warm/runs/cwd@paper/seed0"]
+    assert cwd.MODEL.WEIGHTS == str(variant / "runs" / "apprentice" / "seed0" / "model")
+    assert cwd.DISTILL.EXPERT.WEIGHTS == str(variant / "expert" / "model")
+    assert cwd.DISTILL.EXPERT.FEATURE_CACHE == str(variant / "expert_cache")
+    saved, _ = load_pretrained_config(str(variant / "expert" / "model"))
+    assert list(saved.MODEL.POINT_CLOUD_RANGE) == pytest.approx(narrow)
+    assert results["cwd@paper"]["seeds"] == [0] and (variant / "warm" / "results.md").is_file()
+    trained.clear()
+    again = main([*study_args, "--report"])
+    assert trained == [] and again["cwd@paper"]["NDS"] == results["cwd@paper"]["NDS"]
+
+
+def test_narrower_range_must_be_positive_and_warm(study, capsys):
+    out, _ = study
+    with pytest.raises(SystemExit, match="positive half-width"):
+        main([*TOY, "--protocol", "warm", "--out", str(out), "--bev-range", "-3"])
+    with pytest.raises(SystemExit):
+        main([*TOY, "--out", str(out), "--bev-range", "25.6"])
+    assert "variants of --protocol warm" in capsys.readouterr().err
 
 
 def test_warm_protocol_rejects_unknown_methods(tmp_path, capsys):
