@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 from tqdm import tqdm
 
 from fd3d.atomic import write_text_atomically
@@ -93,6 +95,34 @@ def time_steps(run: TrainingRun, stream, cfg, steps: int) -> list[float]:
     return times
 
 
+class CountedFlops(TorchDispatchMode):
+    """FLOPs of every operator torch's `flop_registry` has a formula for (convolutions, matmuls, attention;
+    forward and backward, 2 per multiply-add), counted as the operators run. torch's `FlopCounterMode`
+    also attributes counts to modules through gradient hooks, which BEVFormer's encoder inputs refuse."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if (formula := flop_registry.get(func._overloadpacket)) is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def training_gflops(run: TrainingRun, stream, cfg) -> float:
+    """GFLOPs of one training step, forward and backward; elementwise work, sampling and the optimizer
+    are not counted.
+
+    The distillation job's extra GFLOPs over the apprentice's are work its losses are defined by: removing
+    them changes a value, so their ratio is the step-time ratio to expect at equal arithmetic speed."""
+    with CountedFlops() as counter:
+        training_step(run, next(stream), cfg)
+    return counter.total / 1e9
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -126,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name in jobs:
             times[name] += time_steps(runs[name], streams[name], jobs[name], args.steps)
     medians = {name: statistics.median(values) for name, values in times.items()}
+    gflops = {name: training_gflops(runs[name], streams[name], jobs[name]) for name in jobs}
     result = {
         "pair": args.pair,
         "method": args.method,
@@ -142,6 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
             name: {part: 1000 * statistics.median(values) for part, values in job_parts.items()}
             for name, job_parts in parts.items()
         },
+        "training_gflops": gflops,
+        "flop_ratio": gflops["distillation"] / gflops["apprentice"],
         "parameter_tensors": {
             name: sum(1 for p in run.model.parameters() if p.requires_grad) for name, run in runs.items()
         },

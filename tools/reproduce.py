@@ -26,7 +26,9 @@ loss's (calibrated once per method with `fd3d.engine.diagnose`, stored in OUT/wa
 includes the paper's mechanism ablations (CWD on PV only / BEV only, Table 4c; global / focal / GT masks,
 Table 4a; QFD alone with the static and the layered head) and QFD's open choices (a 1x1 adapter on the
 apprentice's own map, per-channel min-max). `--ray-artifacts STRENGTH` runs it against an expert whose
-BEV has ray artefacts put in on purpose (OUT/warm_rays<STRENGTH>/). Runs go seed by seed,
+BEV has ray artefacts put in on purpose (OUT/warm_rays<STRENGTH>/). `--bev-range HALF_WIDTH` is the
+variant where masks act: both BEV grids over ±HALF_WIDTH m instead of ±51.2 m, with the expert and the
+warm-start apprentice fine-tuned at that range (OUT/range<HALF_WIDTH>/). Runs go seed by seed,
 so `--seeds 0 1` then `--seeds 2 3 4` are chunks of one study; results in OUT/warm/results.{md,json}.
 """
 
