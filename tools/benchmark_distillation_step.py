@@ -3,11 +3,14 @@ the same apprentice distilled with the expert's features cached, measured with t
 
     python tools/benchmark_distillation_step.py --out benchmarks/results/distillation_step.json
     python tools/benchmark_distillation_step.py --method cwd --profile work/profile.txt
+    python tools/benchmark_distillation_step.py --method smgd_only --flops-only
 
 It generates a small synthetic v1.0-mini dataroot (or reads --dataroot), fills the expert feature cache in
 one pass over the train split, then times the two jobs' steps interleaved in rounds, so a slow spell of the
 machine slows both. The expert defaults to the shipped CPU BEVFormer expert; its architecture comes from
-the pair's config. Run it on an otherwise idle machine.
+the pair's config. Run it on an otherwise idle machine. Both jobs' GFLOPs per training step (forward and
+backward) are counted too: their ratio is what the step-time ratio would be at equal arithmetic speed,
+the floor for any change that keeps every loss value; `--flops-only` counts them without timing.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per job (default 30)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of --steps (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument(
+        "--flops-only", action="store_true", help="count GFLOPs per step only, time nothing (any machine)"
+    )
     parser.add_argument("--profile", help="write a torch.profiler table of 10 distillation steps here")
     parser.add_argument("--out", help="write the result as JSON here (atomically)")
     return parser.parse_args(argv)
@@ -123,6 +129,31 @@ def training_gflops(run: TrainingRun, stream, cfg) -> float:
     return counter.total / 1e9
 
 
+def timed(runs: dict[str, TrainingRun], streams: dict, jobs: dict, args: argparse.Namespace) -> dict:
+    """Median step times of both jobs, timed in interleaved rounds, and of their parts."""
+    time_steps(runs["apprentice"], streams["apprentice"], jobs["apprentice"], 3)
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    parts: dict[str, dict[str, list[float]]] = {name: {} for name in jobs}
+    for name, run in runs.items():
+        record_parts(run, parts[name])
+    for _ in tqdm(range(args.rounds), desc="timing rounds"):
+        for name in jobs:
+            times[name] += time_steps(runs[name], streams[name], jobs[name], args.steps)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "timed_steps": args.steps * args.rounds,
+        "threads": args.threads,
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+        "apprentice_step_s": medians["apprentice"],
+        "distillation_step_s": medians["distillation"],
+        "ratio": medians["distillation"] / medians["apprentice"],
+        "median_ms": {
+            name: {part: 1000 * statistics.median(values) for part, values in job_parts.items()}
+            for name, job_parts in parts.items()
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -147,15 +178,6 @@ def main(argv: list[str] | None = None) -> dict:
     # one epoch fills the cache, a few steps each warm the allocators up
     for _ in tqdm(range(-(-samples // batch_size) + 3), desc="fill the expert cache"):
         training_step(runs["distillation"], next(streams["distillation"]), distill_cfg)
-    time_steps(runs["apprentice"], streams["apprentice"], apprentice_cfg, 3)
-    times: dict[str, list[float]] = {name: [] for name in jobs}
-    parts: dict[str, dict[str, list[float]]] = {name: {} for name in jobs}
-    for name, run in runs.items():
-        record_parts(run, parts[name])
-    for _ in tqdm(range(args.rounds), desc="timing rounds"):
-        for name in jobs:
-            times[name] += time_steps(runs[name], streams[name], jobs[name], args.steps)
-    medians = {name: statistics.median(values) for name, values in times.items()}
     gflops = {name: training_gflops(runs[name], streams[name], jobs[name]) for name in jobs}
     result = {
         "pair": args.pair,
@@ -163,22 +185,14 @@ def main(argv: list[str] | None = None) -> dict:
         "expert": shown(args.expert),
         "feature_cache": True,
         "ims_per_batch": batch_size,
-        "timed_steps": args.steps * args.rounds,
-        "threads": args.threads,
-        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
-        "apprentice_step_s": medians["apprentice"],
-        "distillation_step_s": medians["distillation"],
-        "ratio": medians["distillation"] / medians["apprentice"],
-        "median_ms": {
-            name: {part: 1000 * statistics.median(values) for part, values in job_parts.items()}
-            for name, job_parts in parts.items()
-        },
         "training_gflops": gflops,
         "flop_ratio": gflops["distillation"] / gflops["apprentice"],
         "parameter_tensors": {
             name: sum(1 for p in run.model.parameters() if p.requires_grad) for name, run in runs.items()
         },
     }
+    if not args.flops_only:
+        result.update(timed(runs, streams, jobs, args))
     print(json.dumps(result, indent=2))
     if args.profile:
         run, cfg = runs["distillation"], distill_cfg

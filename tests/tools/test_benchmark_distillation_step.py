@@ -40,3 +40,11 @@ def test_times_both_jobs_and_writes_the_result(mini_dataroot, tmp_path):
     assert "aten::" in profile.read_text()  # the torch.profiler table
     cache = list((tmp_path / "work" / "expert_cache").rglob("*.safetensors"))
     assert cache, "the expert's features were cached before timing"
+
+
+def test_flops_only_times_nothing(mini_dataroot, tmp_path):
+    result = main(["--dataroot", str(mini_dataroot), "--work", str(tmp_path / "work"), "--method", "fitnet",
+                   "--flops-only"])  # fmt: skip
+    assert "ratio" not in result and "median_ms" not in result
+    gflops = result["training_gflops"]
+    assert result["flop_ratio"] == gflops["distillation"] / gflops["apprentice"] > 1.0
