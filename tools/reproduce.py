@@ -201,7 +201,9 @@ def narrow_range(half_width: float) -> list[float]:
     return [-half_width, -half_width, z0, half_width, half_width, z1]
 
 
-def range_variant(out: Path, data: list[str], expert_run: dict, half_width: float, report: bool):
+def range_variant(
+    out: Path, data: list[str], expert_run: dict, half_width: float, report: bool
+) -> tuple[Path, list[str], dict]:
     """The variant where masks act (`--bev-range`): the same BEV grids over ±half_width m, so a cell is
     smaller and an object covers more of them (at ±51.2 m an object is about 1.2 cells of the apprentice's
     25 x 25 BEV). The expert and the warm-start apprentice are fine-tuned from the main study's at that
