@@ -24,6 +24,19 @@ def study(mini_dataroot, tmp_path_factory):
     return out, main([*TOY, "--out", str(out)])
 
 
+@pytest.fixture
+def trained(monkeypatch):
+    """The config of every run `reproduce` trains from here on, in order; the runs still train."""
+    configs = []
+
+    def recording_train(cfg, *args, **kwargs):
+        configs.append(cfg)
+        return train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(reproduce, "train", recording_train)
+    return configs
+
+
 def test_writes_the_table_json_and_plot(study):
     out, results = study
     stored = json.loads((out / "results.json").read_text())
@@ -92,17 +105,11 @@ def test_warm_protocol_calibrates_runs_and_reports(study):
     assert again["fd3d@matched"]["NDS"] == results["fd3d@matched"]["NDS"]
 
 
-def test_warm_protocol_with_a_ray_corrupted_expert_runs_apart(study, monkeypatch):
+def test_warm_protocol_with_a_ray_corrupted_expert_runs_apart(study, trained):
     out, _ = study
-    trained = []
-
-    def recording_train(cfg, *args, **kwargs):
-        trained.append(cfg)
-        return train(cfg, *args, **kwargs)
-
     clean = main([*TOY, "--protocol", "warm", "--out", str(out), "--methods", "apprentice", "cwd",
                   "--weightings", "paper"])  # fmt: skip
-    monkeypatch.setattr(reproduce, "train", recording_train)
+    trained.clear()
     results = main([*TOY, "--protocol", "warm", "--out", str(out), "--methods", "apprentice", "cwd",
                     "--weightings", "paper", "--ray-artifacts", "0.5"])  # fmt: skip
     strengths = {
@@ -127,15 +134,8 @@ def test_warm_protocol_with_a_ray_corrupted_expert_runs_apart(study, monkeypatch
     )
 
 
-def test_warm_protocol_at_a_narrower_range_fine_tunes_its_own_expert_and_start(study, monkeypatch):
+def test_warm_protocol_at_a_narrower_range_fine_tunes_its_own_expert_and_start(study, trained, monkeypatch):
     out, _ = study
-    trained = []
-
-    def recording_train(cfg, *args, **kwargs):
-        trained.append(cfg)
-        return train(cfg, *args, **kwargs)
-
-    monkeypatch.setattr(reproduce, "train", recording_train)
     monkeypatch.setattr(reproduce, "RANGE_VARIANT", {"expert_steps": 2, "apprentice_steps": 3})
     study_args = [*TOY, "--protocol", "warm", "--out", str(out), "--methods", "apprentice", "cwd",
                   "--weightings", "paper", "--bev-range", "25.6"]  # fmt: skip
