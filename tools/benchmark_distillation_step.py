@@ -103,8 +103,10 @@ def time_steps(run: TrainingRun, stream, cfg, steps: int) -> list[float]:
 
 class CountedFlops(TorchDispatchMode):
     """FLOPs of every operator torch's `flop_registry` has a formula for (convolutions, matmuls, attention;
-    forward and backward, 2 per multiply-add), counted as the operators run. torch's `FlopCounterMode`
-    also attributes counts to modules through gradient hooks, which BEVFormer's encoder inputs refuse."""
+    forward and backward, 2 per multiply-add), counted as the operators run. fvcore's counter
+    (`fd3d.evaluation.complexity`) traces a forward pass and cannot see a backward; torch's
+    `FlopCounterMode` also attributes counts to modules through gradient hooks, which BEVFormer's encoder
+    inputs refuse."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -197,8 +197,8 @@ def narrow_range(half_width: float) -> list[float]:
     """The expert config's MODEL.POINT_CLOUD_RANGE with x and y cut to ±half_width metres (z kept)."""
     if half_width <= 0:
         raise SystemExit(f"--bev-range must be a positive half-width in metres, got {half_width}")
-    x0, y0, z0, x1, y1, z1 = load_config(EXPERT, []).MODEL.POINT_CLOUD_RANGE
-    return [-half_width, -half_width, z0, half_width, half_width, z1]
+    full = load_config(EXPERT, []).MODEL.POINT_CLOUD_RANGE
+    return [-half_width, -half_width, full[2], half_width, half_width, full[5]]
 
 
 def range_variant(
