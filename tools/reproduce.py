@@ -224,9 +224,7 @@ def range_variant(
     finished = {}
     for name, (config, folder, weights, steps) in jobs.items():
         if report:
-            if (done := finished_run(folder)) is None:
-                raise SystemExit(f"--report: no finished {name} in {folder}; run without --report first")
-            finished[name] = done
+            finished[name] = reported_run(folder, name)
             continue
         schedule = ["SOLVER.MAX_ITER", str(steps), "SOLVER.CHECKPOINT_PERIOD", str(max(steps // 3, 50))]
         overrides = [*data, "MODEL.WEIGHTS", weights, "SEED", "0", "TEST.EVAL_PERIOD", "0", *schedule]
@@ -372,6 +370,13 @@ def finished_run(out: Path) -> dict | None:
     if info_file.is_file() and (out / MODEL_DIR / WEIGHTS_NAME).is_file():
         return json.loads(info_file.read_text())
     return None
+
+
+def reported_run(folder: Path, name: str) -> dict:
+    """The finished run in `folder` that --report needs; naming the folder when it is not finished."""
+    if (done := finished_run(folder)) is None:
+        raise SystemExit(f"--report: no finished {name} in {folder}; run without --report first")
+    return done
 
 
 def finished_seeds(folder: Path, seeds: list[int]) -> list[dict]:
@@ -536,9 +541,7 @@ def main(argv: list[str] | None = None) -> dict:
     dataroot = out / "data"
     data = data_overrides(dataroot, plan["version"])
     if args.report:
-        expert_run = finished_run(out / "expert")
-        if expert_run is None:
-            raise SystemExit(f"--report: no finished expert in {out / 'expert'}; run without --report first")
+        expert_run = reported_run(out / "expert", "expert")
     else:
         (out / "plan.json").write_text(json.dumps(plan, indent=2))
         make_data(dataroot, plan, seed=1000)
