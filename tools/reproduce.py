@@ -51,7 +51,9 @@ from fd3d.evaluation.reproduction import (
     gain_and_gap,
     markdown_table,
     paired_comparisons,
+    paired_figure,
     paired_table,
+    save_figure,
     summarize,
     write_results,
 )
@@ -291,13 +293,15 @@ def write_warm_results(
     warm: Path, runs: dict[str, list[dict]], steps: int, clean: dict[str, list[dict]] | None = None
 ) -> dict:
     """OUT/warm/results.md and .json: a Table-2-style table per weighting, gains over the warm apprentice,
-    paired comparisons; for a ray-artefact study, each method against itself with the clean expert."""
+    paired comparisons; for a ray-artefact study, each method against itself with the clean expert.
+    OUT/warm/results.png draws the paired comparisons, one panel per weighting (and one against the
+    clean expert)."""
     results = {name: summarize(group) for name, group in runs.items()}
     calibration = {
         path.stem: json.loads(path.read_text()) for path in sorted((warm / "calibration").glob("*.json"))
     }
     lines = [f"# Warm-start protocol: {steps} steps from one apprentice trained alone", ""]
-    gains, paired = {}, {}
+    gains, paired, panels = {}, {}, {}
     for weighting in WEIGHTINGS:
         rows = {"expert": results["expert"]}
         if "apprentice" in results:
@@ -321,6 +325,7 @@ def write_warm_results(
         found = paired_comparisons(rows, comparisons)
         lines += [f"### Paired by seed ({weighting} weights)", "", paired_table(found)]
         paired.update({f"{name}@{weighting} vs {baseline}": d for (name, baseline), d in found.items()})
+        panels[f"{weighting} weights"] = found
     against_clean = {}
     if clean:
         both = {f"{n} ({label})": summarize(group) for n in clean for label, group in
@@ -328,6 +333,7 @@ def write_warm_results(
         found = paired_comparisons(both, [(f"{n} (rays)", f"{n} (clean)") for n in clean])
         lines += ["## Against the clean expert (the same method and seeds)", "", paired_table(found)]
         against_clean = {name.removesuffix(" (rays)"): d for (name, _), d in found.items()}
+        panels["against the clean expert"] = found
     if calibration:
         lines += ["## Calibration (gradient norms at the apprentice's features, warm start)", ""]
         lines += ["| method | distillation | detection | scale to matched |", "|---|---|---|---|"]
@@ -340,6 +346,8 @@ def write_warm_results(
                "calibration": calibration, **results}  # fmt: skip
     atomic_json(warm / "results.json", content)
     write_text_atomically(warm / "results.md", "\n".join(lines) + "\n")
+    if drawn := {title: found for title, found in panels.items() if found}:
+        save_figure(paired_figure(drawn), warm / "results.png")
     return content
 
 

@@ -14,7 +14,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from scipy import stats
 
+from fd3d.atomic import write_atomically, write_text_atomically
 from fd3d.evaluation.nuscenes_eval import METRIC_KEYS
+
+VERDICT_COLORS = {"better": "#2ca02c", "worse": "#d62728", "within noise": "#1f77b4", "one seed": "#888888"}
 
 
 def summarize(runs: Sequence[Mapping]) -> dict:
@@ -82,6 +85,16 @@ def paired_comparisons(
     return found
 
 
+def verdict(paired: Mapping) -> str:
+    """The verdict on a paired difference: better or worse when its interval excludes zero, else within
+    noise (or one seed, without an interval)."""
+    if paired["low"] is None:
+        return "one seed"
+    if not paired["real"]:
+        return "within noise"
+    return "better" if paired["mean"] > 0 else "worse"
+
+
 def paired_table(comparisons: Mapping[tuple[str, str], Mapping]) -> str:
     """Markdown rows "A vs B" of `paired_comparisons`: paired seeds, mean ± std of the per-seed NDS
     difference, 95 % interval and verdict."""
@@ -89,14 +102,10 @@ def paired_table(comparisons: Mapping[tuple[str, str], Mapping]) -> str:
              "|---|---|---|---|---|---|"]  # fmt: skip
     for (name, baseline), paired in comparisons.items():
         per_seed = ", ".join(f"{d:+.4f}" for d in paired["differences"])
-        if paired["low"] is None:
-            interval, verdict = "", "one seed"
-        else:
-            interval = f"[{paired['low']:+.4f}, {paired['high']:+.4f}]"
-            verdict = ("better" if paired["mean"] > 0 else "worse") if paired["real"] else "within noise"
+        interval = "" if paired["low"] is None else f"[{paired['low']:+.4f}, {paired['high']:+.4f}]"
         lines.append(
             f"| {name} vs {baseline} | {len(paired['seeds'])} | {per_seed} | "
-            f"{paired['mean']:+.4f} ± {paired['std']:.4f} | {interval} | {verdict} |"
+            f"{paired['mean']:+.4f} ± {paired['std']:.4f} | {interval} | {verdict(paired)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -128,6 +137,44 @@ def markdown_table(results: Mapping[str, Mapping], costs: Mapping[str, Mapping],
     return "\n".join(lines) + "\n"
 
 
+def paired_figure(panels: Mapping[str, Mapping[tuple[str, str], Mapping]]) -> Figure:
+    """One panel per title (e.g. per weighting), one row per comparison "A vs B" of `paired_comparisons`:
+    the per-seed NDS differences as dots, their mean as a diamond and the paired 95 % interval as a bar
+    coloured by verdict, with zero marked.
+
+    The study's verdicts are statements about intervals around zero; a table of numbers hides which ones
+    cross it, this picture shows it at a glance.
+    """
+    if not panels:
+        raise ValueError("paired_figure needs at least one panel of comparisons")
+    rows = max(len(comparisons) for comparisons in panels.values())
+    figure = Figure(figsize=(6.5 * len(panels), 0.32 * rows + 1.6), dpi=100)
+    all_axes = figure.subplots(1, len(panels), squeeze=False, sharex=True)[0]
+    for axes, (title, comparisons) in zip(all_axes, panels.items(), strict=True):
+        labels = []
+        for row, ((name, baseline), paired) in enumerate(comparisons.items()):
+            color = VERDICT_COLORS[verdict(paired)]
+            axes.scatter(paired["differences"], [-row] * len(paired["differences"]), s=10, color="#444444",
+                         zorder=3)  # fmt: skip
+            if paired["low"] is not None:
+                axes.hlines(-row, paired["low"], paired["high"], color=color, linewidth=3, alpha=0.7)
+            axes.plot([paired["mean"]], [-row], marker="D", color=color, zorder=4)
+            labels.append(f"{name} vs {baseline}")
+        axes.set_yticks([-row for row in range(len(labels))], labels)
+        axes.set_ylim(-rows + 0.5, 0.5)
+        axes.axvline(0.0, color="black", linewidth=0.8)
+        axes.set_xlabel("ΔNDS paired by seed: seeds (dots), mean, 95 % interval")
+        axes.set_title(title)
+        axes.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Write `figure` as a PNG atomically (a reader never sees half an image)."""
+    return write_atomically(path, lambda partial: figure.savefig(partial, format="png"))
+
+
 def bar_plot(results: Mapping[str, Mapping], order: Sequence[str], path: str | Path) -> Path:
     """NDS mean with std error bars per method; the expert and the apprentice as reference lines."""
     names = [name for name in order if name in results]
@@ -153,8 +200,7 @@ def bar_plot(results: Mapping[str, Mapping], order: Sequence[str], path: str | P
     axes.legend(loc="upper right")
     axes.tick_params(axis="x", rotation=30)
     figure.tight_layout()
-    figure.savefig(path)
-    return Path(path)
+    return save_figure(figure, path)
 
 
 def write_results(
@@ -162,9 +208,8 @@ def write_results(
 ) -> None:
     """results.json (method -> summary, plus `extra` at the top), results.md and results.png."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({**extra, **results}, indent=2) + "\n")
+    write_text_atomically(out / "results.json", json.dumps({**extra, **results}, indent=2) + "\n")
     lines = ["# Reproduction on synthetic nuScenes-format data", "", markdown_table(results, costs, order)]
     lines += [f"- {key}: {value}" for key, value in extra.items()]
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    write_text_atomically(out / "results.md", "\n".join(lines) + "\n")
     bar_plot(results, order, out / "results.png")

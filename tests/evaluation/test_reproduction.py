@@ -6,13 +6,16 @@ import json
 import statistics
 
 import pytest
+from matplotlib.collections import LineCollection, PathCollection
 
 from fd3d.evaluation.nuscenes_eval import METRIC_KEYS
 from fd3d.evaluation.reproduction import (
     gain_and_gap,
     paired_comparisons,
     paired_difference,
+    paired_figure,
     paired_table,
+    save_figure,
     summarize,
     write_results,
 )
@@ -103,3 +106,34 @@ def test_paired_table_rows():
     assert lines[2].startswith("| fd3d vs apprentice | 2 | +0.0200, +0.0400 | +0.0300 ± 0.0141 |")
     assert lines[2].endswith("| within noise |")  # t(0.975, 1) = 12.7: [-0.097, +0.157]
     assert lines[3] == "| mgd vs apprentice | 1 | -0.0100 | -0.0100 ± 0.0000 |  | one seed |"
+
+
+def test_paired_figure_draws_each_comparison_where_its_numbers_are(tmp_path):
+    results = {
+        "apprentice": summarize([run(0, 0.20), run(1, 0.21), run(2, 0.19)]),
+        "fd3d": summarize([run(0, 0.23), run(1, 0.24), run(2, 0.22)]),
+        "cwd": summarize([run(0, 0.22), run(1, 0.20), run(2, 0.19)]),
+        "mgd": summarize([run(0, 0.18)]),
+    }
+    rows = [("fd3d", "apprentice"), ("cwd", "apprentice"), ("mgd", "apprentice")]
+    found = paired_comparisons(results, rows)
+    figure = paired_figure({"paper weights": found, "other": {rows[0]: found[rows[0]]}})
+    paper, other = figure.axes
+    assert paper.get_title() == "paper weights" and other.get_title() == "other"
+    assert [label.get_text() for label in paper.get_yticklabels()] == [f"{a} vs {b}" for a, b in rows]
+    dots = [c.get_offsets().tolist() for c in paper.collections if isinstance(c, PathCollection)]
+    intervals = [c.get_segments() for c in paper.collections if isinstance(c, LineCollection)]
+    # row r is drawn at y = -r: each seed's difference a dot, the 95 % interval a bar (none for one seed)
+    assert dots == [
+        [[pytest.approx(d), -row] for d in paired["differences"]] for row, paired in enumerate(found.values())
+    ]
+    fd3d, cwd = found[rows[0]], found[rows[1]]
+    assert [[segment.tolist() for segment in bars] for bars in intervals] == [
+        [[[pytest.approx(fd3d["low"]), 0.0], [pytest.approx(fd3d["high"]), 0.0]]],
+        [[[pytest.approx(cwd["low"]), -1.0], [pytest.approx(cwd["high"]), -1.0]]],
+    ]
+    means = [line.get_xydata().tolist() for line in paper.get_lines() if line.get_marker() == "D"]
+    assert means == [[[pytest.approx(f["mean"]), -row]] for row, f in enumerate(found.values())]
+    assert save_figure(figure, tmp_path / "paired.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="at least one panel"):
+        paired_figure({})

@@ -101,6 +101,7 @@ def test_warm_protocol_calibrates_runs_and_reports(study):
     nds = results["fd3d@matched"]["NDS"][0] - results["apprentice"]["NDS"][0]
     assert paired["differences"] == [pytest.approx(nds)] and paired["low"] is None
     assert f"| fd3d vs apprentice | 1 | {nds:+.4f} |" in table
+    assert (out / "warm" / "results.png").stat().st_size > 1000
     again = main([*warm, "--report"])
     assert again["fd3d@matched"]["NDS"] == results["fd3d@matched"]["NDS"]
 
