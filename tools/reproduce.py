@@ -551,7 +551,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.report:
         expert_run = reported_run(out / "expert", "expert")
     else:
-        (out / "plan.json").write_text(json.dumps(plan, indent=2))
+        atomic_json(out / "plan.json", plan)
         make_data(dataroot, plan, seed=1000)
         expert_schedule = ["SOLVER.MAX_ITER", str(plan["expert_steps"]),
                            "SOLVER.CHECKPOINT_PERIOD", str(max(plan["expert_steps"] // 6, 50))]  # fmt: skip

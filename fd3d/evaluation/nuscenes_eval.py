@@ -19,6 +19,7 @@ import numpy as np
 from nuscenes.eval.detection.config import config_factory
 from nuscenes.eval.detection.evaluate import DetectionEval
 
+from fd3d.atomic import write_text_atomically
 from fd3d.data.classes import DETECTION_CLASSES, attribute_for
 from fd3d.data.geometry import matrix_to_quaternion, rotation_z
 from fd3d.data.nuscenes import NuScenesReader
@@ -158,7 +159,7 @@ def _score(
     with contextlib.redirect_stdout(io.StringIO()):  # the devkit prints its own table; we print ours
         summary = evaluator.main(plot_examples=0, render_curves=render_curves)
     metrics = _flatten(summary)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_text_atomically(out / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -175,7 +176,7 @@ def evaluate_detections(
     out.mkdir(parents=True, exist_ok=True)
     result_path = out / "results_nusc.json"
     submission = build_submission(reader, detections, classes)
-    result_path.write_text(json.dumps(submission))
+    write_text_atomically(result_path, json.dumps(submission))
     return _score(reader, submission, result_path, eval_set, out, render_curves)
 
 
