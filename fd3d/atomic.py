@@ -9,6 +9,7 @@ delete.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -36,6 +37,12 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
     return write_atomically(path, lambda partial: partial.write_text(text))
+
+
+def write_json_atomically(path: str | os.PathLike, content: object) -> Path:
+    """`content` as indented JSON (the form every fd3d result, summary and plan is kept in, readable in a
+    diff), written atomically."""
+    return write_text_atomically(path, json.dumps(content, indent=2) + "\n")
 
 
 @contextmanager

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from fd3d.atomic import atomic_folder, replace_folder, write_atomically, write_text_atomically
+from fd3d.atomic import (
+    atomic_folder,
+    replace_folder,
+    write_atomically,
+    write_json_atomically,
+    write_text_atomically,
+)
 
 
 def _tree(folder: Path) -> dict[str, str]:
@@ -37,6 +43,15 @@ def test_a_failed_file_write_keeps_the_old_file(tmp_path):
     with pytest.raises(OSError, match="No space left"):
         write_atomically(target, fails)
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_json_is_written_indented_or_not_at_all(tmp_path):
+    target = tmp_path / "deep" / "results.json"
+    write_json_atomically(target, {"nds": 0.25, "seeds": [0, 1]})
+    assert target.read_text() == '{\n  "nds": 0.25,\n  "seeds": [\n    0,\n    1\n  ]\n}\n'
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        write_json_atomically(target, {"nds": object()})
+    assert target.read_text().startswith('{\n  "nds": 0.25') and list(target.parent.iterdir()) == [target]
 
 
 def test_atomic_folder_creates_and_replaces(tmp_path):

@@ -28,7 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 from tqdm import tqdm
 
-from fd3d.atomic import write_text_atomically
+from fd3d.atomic import write_json_atomically, write_text_atomically
 from fd3d.config import distill_config, distill_methods, distill_pairs, load_config
 from fd3d.data.synthetic import SyntheticConfig, generate
 from fd3d.engine.trainer import TrainingRun, batches, prepare_training, training_step
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
         write_text_atomically(args.profile, table)
         print(f"profile: {args.profile}")
     if args.out:
-        write_text_atomically(args.out, json.dumps(result, indent=2) + "\n")
+        write_json_atomically(args.out, result)
         print(f"written: {args.out}")
     return result
 

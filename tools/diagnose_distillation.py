@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from fd3d.atomic import write_text_atomically
+from fd3d.atomic import write_json_atomically
 from fd3d.config import load_config
 from fd3d.config.cli import OVERLAY_HELP
 from fd3d.distill import build_training_model
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
         **measures,
     }
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(out / "diagnostics.json", json.dumps(diagnostics, indent=2))
+    write_json_atomically(out / "diagnostics.json", diagnostics)
     plot(diagnostics, example, out / "diagnostics.png")
     print(json.dumps({k: v for k, v in diagnostics.items() if k != "overrides"}, indent=2))
     print(f"wrote {out / 'diagnostics.json'} and {out / 'diagnostics.png'}")

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from fd3d.atomic import write_text_atomically
+from fd3d.atomic import write_json_atomically, write_text_atomically
 from fd3d.config import distill_config, load_config
 from fd3d.data.synthetic import SyntheticConfig, generate
 from fd3d.engine.diagnose import train_and_measure
@@ -181,12 +181,8 @@ def calibrate(method: str, out: Path, overrides: list[str], steps: int) -> dict:
         "matched_fraction": MATCHED_FRACTION,
     }
     out.mkdir(parents=True, exist_ok=True)
-    atomic_json(target, result)
+    write_json_atomically(target, result)
     return result
-
-
-def atomic_json(path: Path, content: dict) -> None:
-    write_text_atomically(path, json.dumps(content, indent=2))
 
 
 def expert_overrides(out: Path, expert_run: dict) -> list[str]:
@@ -344,7 +340,7 @@ def write_warm_results(
     warm.mkdir(parents=True, exist_ok=True)
     content = {"steps": steps, "gains": gains, "paired": paired, "against_clean": against_clean,
                "calibration": calibration, **results}  # fmt: skip
-    atomic_json(warm / "results.json", content)
+    write_json_atomically(warm / "results.json", content)
     write_text_atomically(warm / "results.md", "\n".join(lines) + "\n")
     if drawn := {title: found for title, found in panels.items() if found}:
         save_figure(paired_figure(drawn), warm / "results.png")
@@ -409,7 +405,7 @@ def run_job(name: str, config: list[Path], out: Path, overrides: list[str]) -> d
     metrics = train(cfg, resume=True)
     info = {"seed": cfg.SEED, "metrics": metrics, "weights": str(out / MODEL_DIR),
             "seconds_this_sitting": time.perf_counter() - start}  # fmt: skip
-    atomic_json(out / RUN_INFO, info)
+    write_json_atomically(out / RUN_INFO, info)
     print(f"[run] {name} seed {cfg.SEED}: NDS {metrics['NDS']:.4f} mAP {metrics['mAP']:.4f}", flush=True)
     return info
 
@@ -551,7 +547,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.report:
         expert_run = reported_run(out / "expert", "expert")
     else:
-        atomic_json(out / "plan.json", plan)
+        write_json_atomically(out / "plan.json", plan)
         make_data(dataroot, plan, seed=1000)
         expert_schedule = ["SOLVER.MAX_ITER", str(plan["expert_steps"]),
                            "SOLVER.CHECKPOINT_PERIOD", str(max(plan["expert_steps"] // 6, 50))]  # fmt: skip

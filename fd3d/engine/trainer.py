@@ -8,7 +8,6 @@ counts optimizer steps; with gradient accumulation each consumes `GRAD_ACCUM_STE
 from __future__ import annotations
 
 import itertools
-import json
 import tempfile
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -21,7 +20,7 @@ from accelerate.utils import send_to_device, set_seed
 from fvcore.common.config import CfgNode
 from tqdm import tqdm
 
-from fd3d.atomic import write_text_atomically
+from fd3d.atomic import write_json_atomically
 from fd3d.config import ConfigError
 from fd3d.data.nuscenes import NuScenesReader
 from fd3d.data.stream import SceneStream, batches_per_epoch
@@ -251,9 +250,7 @@ def run_phase(run: TrainingRun, prepared: PreparedPhase, cfg: CfgNode) -> dict[s
         + ", ".join(f"{name} {value:.4g}" for name, value in summary.items() if name != "steps")
     )
     if accelerator.is_main_process:
-        write_text_atomically(
-            Path(cfg.OUTPUT_DIR) / phase_summary_file(phase.name), json.dumps(summary, indent=2)
-        )
+        write_json_atomically(Path(cfg.OUTPUT_DIR) / phase_summary_file(phase.name), summary)
     return summary
 
 

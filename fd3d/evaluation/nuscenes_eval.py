@@ -19,7 +19,7 @@ import numpy as np
 from nuscenes.eval.detection.config import config_factory
 from nuscenes.eval.detection.evaluate import DetectionEval
 
-from fd3d.atomic import write_text_atomically
+from fd3d.atomic import write_json_atomically, write_text_atomically
 from fd3d.data.classes import DETECTION_CLASSES, attribute_for
 from fd3d.data.geometry import matrix_to_quaternion, rotation_z
 from fd3d.data.nuscenes import NuScenesReader
@@ -159,7 +159,7 @@ def _score(
     with contextlib.redirect_stdout(io.StringIO()):  # the devkit prints its own table; we print ours
         summary = evaluator.main(plot_examples=0, render_curves=render_curves)
     metrics = _flatten(summary)
-    write_text_atomically(out / "metrics.json", json.dumps(metrics, indent=2))
+    write_json_atomically(out / "metrics.json", metrics)
     return metrics
 
 

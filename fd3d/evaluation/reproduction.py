@@ -6,7 +6,6 @@ over seeds, and a gain over the apprentice counts as real only when it exceeds t
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from scipy import stats
 
-from fd3d.atomic import write_atomically, write_text_atomically
+from fd3d.atomic import write_atomically, write_json_atomically, write_text_atomically
 from fd3d.evaluation.nuscenes_eval import METRIC_KEYS
 
 VERDICT_COLORS = {"better": "#2ca02c", "worse": "#d62728", "within noise": "#1f77b4", "one seed": "#888888"}
@@ -208,7 +207,7 @@ def write_results(
 ) -> None:
     """results.json (method -> summary, plus `extra` at the top), results.md and results.png."""
     out = Path(out)
-    write_text_atomically(out / "results.json", json.dumps({**extra, **results}, indent=2) + "\n")
+    write_json_atomically(out / "results.json", {**extra, **results})
     lines = ["# Reproduction on synthetic nuScenes-format data", "", markdown_table(results, costs, order)]
     lines += [f"- {key}: {value}" for key, value in extra.items()]
     write_text_atomically(out / "results.md", "\n".join(lines) + "\n")
