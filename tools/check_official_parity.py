@@ -18,6 +18,7 @@ in mmdet3d 0.17's convention: z at the bottom, yaw with heading (-sin, -cos)).
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 
 import torch
@@ -25,6 +26,18 @@ import torch
 from fd3d.atomic import write_atomically
 from fd3d.hub import HubError, from_pretrained
 from fd3d.official.parity import compare_frames, run_frames
+
+
+def load_tensors_file(path: str, option: str) -> object:
+    """A user-given `.pt` file read with `weights_only=True`: tensors, numbers, strings and containers only,
+    so a pickle that would run code when unpickled is refused (named) instead of executed."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{option} {path} holds objects other than tensors and plain containers; it is not loaded, "
+            f"because unpickling them could run code ({str(error).splitlines()[0]})"
+        ) from error
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,9 +62,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
+    try:  # the user's files first: a bad one is named before a model is built
+        inputs = load_tensors_file(args.inputs, "--inputs")
+        reference = load_tensors_file(args.reference, "--reference")["frames"] if args.reference else None
         model = from_pretrained(args.model)
-        inputs = torch.load(args.inputs, map_location="cpu", weights_only=False)
         frames = run_frames(model, inputs, args.from_raw)
     except (HubError, OSError, KeyError, ValueError, NotImplementedError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -59,9 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dump:
         write_atomically(args.dump, lambda partial: torch.save({"frames": frames}, partial))
         print(f"wrote {args.dump}")
-    if not args.reference:
+    if reference is None:
         return 0
-    reference = torch.load(args.reference, map_location="cpu", weights_only=False)["frames"]
     if len(reference) != len(frames):
         print(f"error: {len(frames)} input frames but {len(reference)} reference frames", file=sys.stderr)
         return 2

@@ -114,6 +114,12 @@ _C.DISTILL.EXPERT.RAY_ARTIFACTS.DECAY = 4.0
 # Names of registered methods (fd3d.distill.DISTILL_LOSS_REGISTRY: fitnet, cwd, mgd, smgd, qfd, heatmap, and
 # any a plug-in registers), each configured by its section below. FD3D = [smgd, qfd].
 _C.DISTILL.LOSSES = []
+# Multipliers of every distillation term by the stage of the apprentice feature it distils, on top of each
+# method's own weights: a study calibrates them so that each stage's terms carry a stated fraction of the
+# detection loss's gradient at that stage (PV and BEV gradients differ by orders of magnitude at CPU scale).
+_C.DISTILL.STAGE_SCALE = CN()
+_C.DISTILL.STAGE_SCALE.PV = 1.0
+_C.DISTILL.STAGE_SCALE.BEV = 1.0
 # How an apprentice feature of lower resolution meets the expert's (Table 4d): "deconv" upsamples the
 # apprentice with a transposed convolution, "downsample" average-pools the expert.
 _C.DISTILL.ALIGNMENT = "deconv"

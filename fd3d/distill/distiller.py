@@ -268,5 +268,20 @@ class Distiller(nn.Module, TrainableModel):
         if self.head is not None:
             step.head, step.focal, _ = self.run_head(expert, batch, losses)
         for name in self.loss_names:
-            losses.update(self.kd_modules[name](step))
+            module = self.kd_modules[name]
+            stages = module.term_stages()
+            for term, value in module(step).items():
+                losses[term] = value * self._stage_scale(name, term, stages.get(term))
         return losses
+
+    def _stage_scale(self, method: str, term: str, stage: str | None) -> float:
+        """`DISTILL.STAGE_SCALE` of the term's stage; a term of unknown stage only under scales of 1."""
+        scales = self.cfg.DISTILL.STAGE_SCALE
+        if stage is not None:
+            return float(scales[stage.upper()])
+        if scales.PV != 1 or scales.BEV != 1:
+            raise ConfigError(
+                f"DISTILL.STAGE_SCALE (PV {scales.PV}, BEV {scales.BEV}) scales terms by stage, but method "
+                f"{method!r} does not say the stage of {term!r} (its term_stages()); leave both at 1"
+            )
+        return 1.0

@@ -149,3 +149,6 @@ class QFD(DistillationLoss):
             expert, apprentice, locations, focal, normalize=self.normalize, adapter=adapter
         )
         return {"loss_kd_qfd": self.weight * loss}
+
+    def term_stages(self) -> dict[str, str]:
+        return {"loss_kd_qfd": self.pair.stage}

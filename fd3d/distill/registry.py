@@ -86,6 +86,12 @@ class DistillationLoss(nn.Module):
     def forward(self, step: DistillationStep) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    def term_stages(self) -> dict[str, str]:
+        """{term name: the stage ("pv" or "bev") of the apprentice feature it distils}, for the terms
+        `forward` returns: `DISTILL.STAGE_SCALE` scales a term by its stage. A method that does not say
+        (the default, {}) trains only while both scales are 1."""
+        return {}
+
 
 def register_distillation_loss(name: str) -> Callable[[type[DistillationLoss]], type[DistillationLoss]]:
     """Class decorator: registers a `DistillationLoss` under the name `DISTILL.LOSSES` uses."""
@@ -134,3 +140,6 @@ class PairwiseLoss(DistillationLoss):
             f"loss_kd_{self.name}_{pair.name}": self.term(self.per_pair[pair.name], pair, step)
             for pair in self.pairs
         }
+
+    def term_stages(self) -> dict[str, str]:
+        return {f"loss_kd_{self.name}_{pair.name}": pair.stage for pair in self.pairs}

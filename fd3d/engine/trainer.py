@@ -57,14 +57,17 @@ SOLVER_RANGES = {
     "SOLVER.BACKBONE_LR_FACTOR": (NON_NEGATIVE, " (0: frozen backbone)"),
     "SOLVER.WEIGHT_DECAY": (NON_NEGATIVE, ""),
     "SOLVER.GRAD_CLIP": (NON_NEGATIVE, " (0: no clipping)"),
+    "DISTILL.STAGE_SCALE.PV": (NON_NEGATIVE, " (0: no PV distillation)"),
+    "DISTILL.STAGE_SCALE.BEV": (NON_NEGATIVE, " (0: no BEV distillation)"),
 }
 
 
 def validate_solver(cfg: CfgNode) -> None:
     """Raise `ConfigError` naming the first schedule key (`SOLVER_RANGES`) whose value is out of range."""
     for key, (allowed, meaning) in SOLVER_RANGES.items():
-        section, name = key.split(".")
-        value = cfg[section][name]
+        value = cfg
+        for name in key.split("."):
+            value = value[name]
         if not _in_range(value, allowed):
             raise ConfigError(f"{key}={value!r}: must be {allowed}{meaning}")
 
