@@ -138,9 +138,7 @@ class NuScenesReader:
                 f"calibrated_sensor {calib['token']} of {channel} has no valid 3x3 camera_intrinsic: "
                 f"{calib['camera_intrinsic']!r}"
             )
-        path = Path(self.dataroot) / sample_data["filename"]
-        if not path.is_file():
-            raise DatasetError(f"image file missing: {path} (sample_data {sample_data['token']})")
+        path = self.checked_image_path(sample_data)
         sensor2ego, ego2global = self._pose(sample_data)
         return {
             "image": {"bytes": path.read_bytes(), "path": sample_data["filename"]},
@@ -149,6 +147,45 @@ class NuScenesReader:
             "ego2global": ego2global,
             "timestamp": sample_data["timestamp"],
         }
+
+    def checked_image_path(self, sample_data: dict) -> Path:
+        """The camera image of a sample_data record, which must exist and have the record's `width` and
+        `height` (when the table gives them): the intrinsics are scaled from that size to the model's, so an
+        image of another size would silently give wrong camera geometry. Reads the image header only."""
+        path = Path(self.dataroot) / sample_data["filename"]
+        if not path.is_file():
+            raise DatasetError(f"image file missing: {path} (sample_data {sample_data['token']})")
+        if "width" in sample_data and "height" in sample_data:
+            try:
+                with Image.open(path) as pil:
+                    stored = pil.size
+            except (UnidentifiedImageError, OSError) as error:
+                raise DatasetError(f"corrupt image {path}: {error}") from error
+            if stored != (sample_data["width"], sample_data["height"]):
+                raise DatasetError(
+                    f"image {path} is {stored[0]}x{stored[1]} (width x height) but its sample_data "
+                    f"{sample_data['token']} says {sample_data['width']}x{sample_data['height']}: the "
+                    "intrinsics belong to the table's size; restore the original image or fix the table"
+                )
+        return path
+
+    def check_images(self, tokens: Sequence[str]) -> None:
+        """Every camera image of `tokens` exists with its table's size, or one DatasetError listing the bad
+        ones (the first five): a split checked before training rather than after its last step."""
+        problems = []
+        for token in tokens:
+            sample = self.get("sample", token)
+            for channel in CAMERA_NAMES:
+                try:
+                    self.checked_image_path(self._keyframe(sample, channel))
+                except DatasetError as error:
+                    problems.append(str(error))
+        if problems:
+            shown = "\n  ".join(problems[:5])
+            more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+            raise DatasetError(
+                f"{len(problems)} camera image(s) of {len(tokens)} samples unusable:\n  {shown}{more}"
+            )
 
     def _boxes_lidar(self, sample: dict, global2lidar: np.ndarray) -> tuple[list[list[float]], list[str]]:
         """Detection-class boxes with at least one lidar point, as (x, y, z, w, l, h, yaw, vx, vy)."""

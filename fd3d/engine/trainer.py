@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from fd3d.atomic import write_json_atomically
 from fd3d.config import ConfigError
-from fd3d.data.nuscenes import NuScenesReader
+from fd3d.data.dataset import NuScenesDataset
+from fd3d.data.nuscenes import DatasetError, NuScenesReader
 from fd3d.data.stream import SceneStream, batches_per_epoch
 from fd3d.distill import build_training_model
 from fd3d.engine.build import build_dataset, build_loader
@@ -36,12 +37,17 @@ MODEL_DIR = "model"
 PHASE_SUMMARY_WINDOW = 50  # last steps of a phase averaged into its summary
 
 
+class FinalEvaluationError(RuntimeError):
+    """Training finished and the model is saved, but its final evaluation failed; names the model folder."""
+
+
 class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN or inf; names the term and the step."""
 
 
 POSITIVE_INT, NON_NEGATIVE_INT = "a positive integer", "a non-negative integer"
 POSITIVE, NON_NEGATIVE = "a positive finite number", "a non-negative finite number"
+POSITIVE_INT_PAIR = "two positive integers"
 # key: (what its value must be, what the boundary value means where it has a meaning)
 SOLVER_RANGES = {
     "SOLVER.MAX_ITER": (POSITIVE_INT, ""),
@@ -59,6 +65,8 @@ SOLVER_RANGES = {
     "SOLVER.GRAD_CLIP": (NON_NEGATIVE, " (0: no clipping)"),
     "DISTILL.STAGE_SCALE.PV": (NON_NEGATIVE, " (0: no PV distillation)"),
     "DISTILL.STAGE_SCALE.BEV": (NON_NEGATIVE, " (0: no BEV distillation)"),
+    "MODEL.HEAD.NUM_QUERIES": (POSITIVE_INT, ""),
+    "INPUT.IMAGE_SIZE": (POSITIVE_INT_PAIR, " (height, width in pixels)"),
 }
 
 
@@ -73,6 +81,12 @@ def validate_solver(cfg: CfgNode) -> None:
 
 
 def _in_range(value, allowed: str) -> bool:
+    if allowed == POSITIVE_INT_PAIR:
+        return (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(_in_range(v, POSITIVE_INT) for v in value)
+        )
     number_type = int if allowed in (POSITIVE_INT, NON_NEGATIVE_INT) else (int, float)
     if isinstance(value, bool) or not isinstance(value, number_type):
         return False
@@ -337,6 +351,7 @@ def train(cfg: CfgNode, resume: bool = False, stop_after: int | None = None) -> 
 
     `stop_after` ends the run after that many steps as if it had been killed (used by tests of resume).
     """
+    check_before_training(cfg)
     run = prepare_training(cfg, resume)
     accelerator, solver = run.accelerator, cfg.SOLVER
     accelerator.init_trackers("tensorboard")
@@ -370,18 +385,41 @@ def train(cfg: CfgNode, resume: bool = False, stop_after: int | None = None) -> 
 
     trainable = accelerator.unwrap_model(run.model)
     trained = trainable.trained_detector()
-    metrics = _evaluate_into(trained, cfg, accelerator, "eval_final")
-    if accelerator.is_main_process:
-        if metrics is not None:
-            accelerator.log(
-                {f"val/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=run.step
-            )
-        save_pretrained(
-            trained, cfg, Path(cfg.OUTPUT_DIR) / MODEL_DIR, metrics=metrics, **trainable.provenance()
-        )
+    model_dir = Path(cfg.OUTPUT_DIR) / MODEL_DIR
+    if accelerator.is_main_process:  # first the model, so that a failed evaluation loses nothing
+        save_pretrained(trained, cfg, model_dir, **trainable.provenance())
+    accelerator.wait_for_everyone()
+    try:
+        metrics = _evaluate_into(trained, cfg, accelerator, "eval_final")
+    except Exception as error:  # any cause: the message must say the trained model is safe
+        raise FinalEvaluationError(
+            f"training finished and the model is saved in {model_dir}, but the final evaluation on "
+            f"{cfg.DATASETS.TEST_SPLIT!r} failed ({type(error).__name__}: {error}); score the saved model "
+            f"with: tools/train_net.py --eval-only MODEL.WEIGHTS {model_dir}"
+        ) from error
+    if accelerator.is_main_process and metrics is not None:
+        accelerator.log({f"val/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=run.step)
+        save_pretrained(trained, cfg, model_dir, metrics=metrics, **trainable.provenance())
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics
+
+
+def check_before_training(cfg: CfgNode) -> None:
+    """What would otherwise fail after the last step, checked before the first: the output folder is
+    writable, the train and test splits exist and every camera image they name is there with its table's
+    size (shards: the split's shard files exist). Raises ConfigError naming the key and the cause."""
+    check_writable(cfg.OUTPUT_DIR)
+    for key in ("TRAIN_SPLIT", "TEST_SPLIT"):
+        split = cfg.DATASETS[key]
+        try:
+            dataset = build_dataset(cfg, split, tuple(cfg.INPUT.IMAGE_SIZE), 0)
+            if isinstance(dataset, NuScenesDataset):
+                dataset.reader.check_images(dataset.tokens)
+        except (DatasetError, ValueError, OSError) as error:
+            if isinstance(error, ConfigError):
+                raise
+            raise ConfigError(f"DATASETS.{key} {split!r} cannot be read: {error}") from error
 
 
 def check_writable(folder: str) -> None:

@@ -1,0 +1,288 @@
+#!/usr/bin/env python
+"""Does distillation pay once the apprentice detects? The paper's protocol (Tables 2-3) on a CPU pair.
+
+    python tools/distillation_study.py --out work/study --seeds 0 1 2 --methods apprentice fd3d
+    python tools/distillation_study.py --out work/study --report
+
+The pair is `configs/distill/pairs/bevformer_cpu_bev50.yaml`: the shipped expert
+(projects/BEVFormer/zoo/cpu_expert, trained on this study's data) and an apprentice with half its image
+size, half its encoder layers, a lighter backbone and a BEV grid of the same 2.05 m cells. Every method
+trains from the same initialisation for the whole schedule with distillation throughout (the paper's
+protocol), under two weightings:
+- `paper`: the method's config weights as shipped;
+- `calibrated`: `DISTILL.STAGE_SCALE` set so that at each stage (PV, BEV) the method's terms carry
+  FRACTION of the detection loss's gradient there, measured on train batches over the first
+  CALIBRATION_STEPS steps of a from-scratch run (OUT/calibration/<method>.json; nothing is tuned on val).
+
+1. generates the study's data (the expert's: 60 train + 10 val scene layouts, seed 1000) unless present,
+   and scores the zoo expert on its val split (OUT/expert);
+2. for every seed and method, trains (or resumes, or reuses) OUT/runs/<method>[@<weighting>]/seed<k>,
+   evaluating every EVAL_PERIOD steps on val: the learning curves;
+3. writes OUT/results.{md,json,png}: every method's NDS and mAP (mean ± std over seeds), its gain and the
+   share of the expert-apprentice gap it closes, paired-by-seed differences (vs the apprentice, FD3D vs
+   each baseline) with 95 % Student-t intervals, and the learning curves of every method in one figure.
+
+A run finished before is reused; a killed one continues from its last checkpoint. Chunks of one study are
+calls with other --seeds / --methods on the same --out; `--report` trains nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+
+from fd3d.atomic import write_json_atomically, write_text_atomically
+from fd3d.config import distill_config, load_config
+from fd3d.engine.diagnose import train_and_measure
+from fd3d.engine.trainer import evaluate_only, prepare_training
+from fd3d.evaluation.calibration import scale_overrides, stage_gradient_norms, stage_scales
+from fd3d.evaluation.reproduction import (
+    gain_and_gap,
+    markdown_table,
+    paired_comparisons,
+    paired_figure,
+    paired_table,
+    save_figure,
+    summarize,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools.reproduce import FULL, data_overrides, finished_run, make_data, run_job  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIR = "bevformer_cpu_bev50"
+APPRENTICE = [ROOT / "projects" / "BEVFormer" / "configs" / "cpu_apprentice_bev50.yaml"]
+EXPERT = ROOT / "projects" / "BEVFormer" / "zoo" / "cpu_expert"
+# run order: the claim (FD3D vs the apprentice) first, then the baselines, strongest measured first
+METHODS = {
+    "apprentice": APPRENTICE,
+    "fd3d": distill_config(PAIR, "fd3d"),
+    "fitnet": distill_config(PAIR, "fitnet"),
+    "mgd": distill_config(PAIR, "mgd"),
+    "cwd": distill_config(PAIR, "cwd"),
+    "heatmap": distill_config(PAIR, "heatmap"),
+}
+WEIGHTINGS = ("calibrated", "paper")
+# FD3D's focal queries come from its distillation head, which depends only on the expert: trained first
+# on the frozen expert for these steps, so SMGD and QFD have focal queries from the apprentice's step 1.
+HEAD_PRETRAIN = {"fd3d": 1000}
+STUDY = {"steps": 6000, "eval_period": 1000, "calibration_steps": 200, "measure_every": 10, "fraction": 0.5}
+
+
+def head_overrides(method: str) -> list[str]:
+    steps = HEAD_PRETRAIN.get(method)
+    return ["DISTILL.HEAD.PRETRAIN_ITERS", str(steps)] if steps else []
+
+
+def calibrate(method: str, out: Path, base: list[str], plan: dict) -> dict:
+    """The method's stage scales (stored in OUT/calibration/<method>.json and reused): its gradient norms
+    per stage over the first `calibration_steps` train steps of a from-scratch run at the paper's weights
+    (seed 0), and the scales that bring each stage to `fraction` of the detection gradient there."""
+    target = out / "calibration" / f"{method}.json"
+    if target.is_file():
+        return json.loads(target.read_text())
+    scratch = out / "calibration" / "scratch" / method
+    cfg = load_config(
+        METHODS[method], [*base, *head_overrides(method), "SEED", "0", "OUTPUT_DIR", str(scratch)]
+    )
+    print(f"[calibrate] {method}: {plan['calibration_steps']} steps from scratch", flush=True)
+    run = prepare_training(cfg)
+    distiller = run.accelerator.unwrap_model(run.model)
+    term_stages = {
+        term.removeprefix("loss_kd_"): stage
+        for module in distiller.kd_modules.values()
+        for term, stage in module.term_stages().items()
+    }
+    norms, _ = train_and_measure(run, cfg, plan["calibration_steps"], plan["measure_every"])
+    per_stage = stage_gradient_norms(norms, term_stages)
+    scales = stage_scales(per_stage, plan["fraction"])
+    result = {"grad_norms": norms, "stage_norms": per_stage, "stage_scales": scales,
+              "fraction": plan["fraction"], "steps": plan["calibration_steps"]}  # fmt: skip
+    write_json_atomically(target, result)
+    return result
+
+
+def expert_run(out: Path, data: list[str]) -> dict:
+    """The zoo expert scored on the study's val split (OUT/expert/run_info.json, reused)."""
+    folder = out / "expert"
+    info_file = folder / "run_info.json"
+    if info_file.is_file():
+        return json.loads(info_file.read_text())
+    cfg = load_config(METHODS["apprentice"], [*data, "MODEL.WEIGHTS", str(EXPERT), "OUTPUT_DIR", str(folder)])
+    metrics = evaluate_only(cfg)
+    info = {"seed": 0, "metrics": metrics, "weights": str(EXPERT)}
+    write_json_atomically(info_file, info)
+    return info
+
+
+def learning_curve(run_folder: Path, steps: int) -> list[dict]:
+    """[{"step", "NDS", "mAP"}] of a run's periodic evaluations (OUTPUT_DIR/eval_<step>/) and final one."""
+    curve = []
+    for folder in sorted(run_folder.glob("eval_0*")):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        curve.append(
+            {"step": int(folder.name.removeprefix("eval_")), "NDS": metrics["NDS"], "mAP": metrics["mAP"]}
+        )
+    final = run_folder / "eval_final" / "metrics.json"
+    if final.is_file():
+        metrics = json.loads(final.read_text())
+        curve.append({"step": steps, "NDS": metrics["NDS"], "mAP": metrics["mAP"]})
+    return curve
+
+
+def curves_figure(curves: dict[str, list[list[dict]]]) -> Figure:
+    """NDS and mAP against step, every method on one figure: the mean over seeds, each seed faint."""
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = figure.subplots(1, 2)
+    for color_index, (name, runs) in enumerate(sorted(curves.items())):
+        color = f"C{color_index}"
+        for axis, key in zip(axes, ("NDS", "mAP"), strict=True):
+            for curve in runs:
+                axis.plot([p["step"] for p in curve], [p[key] for p in curve], color=color, alpha=0.25, lw=1)
+            steps = sorted({p["step"] for curve in runs for p in curve})
+            means = [statistics.fmean(p[key] for c in runs for p in c if p["step"] == s) for s in steps]
+            axis.plot(steps, means, color=color, lw=2, marker="o", ms=3, label=f"{name} ({len(runs)} seeds)")
+            axis.set_xlabel("step")
+            axis.set_ylabel(f"{key} (val)")
+            axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    figure.suptitle("Learning curves: mean over seeds (bold), each seed (faint)")
+    return figure
+
+
+def write_report(out: Path, runs: dict[str, list[dict]], curves: dict, plan: dict) -> dict:
+    """OUT/results.{md,json}: per weighting a Table-2-style table, gains and gap closed, paired intervals;
+    OUT/results.png the paired differences, OUT/curves.png the learning curves."""
+    results = {name: summarize(group) for name, group in runs.items()}
+    lines = [
+        f"# Distillation study ({PAIR}): {plan['steps']} steps from scratch, distillation throughout",
+        "",
+    ]
+    gains, paired, panels = {}, {}, {}
+    for weighting in WEIGHTINGS:
+        rows = {"expert": results["expert"]}
+        if "apprentice" in results:
+            rows["apprentice"] = results["apprentice"]
+        rows.update({n.split("@")[0]: r for n, r in results.items() if n.endswith(f"@{weighting}")})
+        if len(rows) <= 2:
+            continue
+        lines += [f"## {weighting} weights", "", markdown_table(rows, {}, ["expert", *METHODS])]
+        if "apprentice" in rows:
+            keys = ("NDS_gain", "gap_closed", "beyond_seed_spread")
+            for name, summary in rows.items():
+                if name not in ("expert", "apprentice"):
+                    values = gain_and_gap(summary, rows["apprentice"], rows["expert"])
+                    gains[f"{name}@{weighting}"] = dict(zip(keys, values, strict=True))
+                    gains[f"{name}@{weighting}"]["mAP_gain"] = (
+                        summary["mAP_mean"] - rows["apprentice"]["mAP_mean"]
+                    )
+            lines += ["", "| method | ΔNDS | gap closed | ΔmAP |", "|---|---|---|---|"]
+            for name, gain in gains.items():
+                if name.endswith(f"@{weighting}"):
+                    gap = "" if gain["gap_closed"] is None else f"{100 * gain['gap_closed']:.0f} %"
+                    lines.append(f"| {name} | {gain['NDS_gain']:+.4f} | {gap} | {gain['mAP_gain']:+.4f} |")
+            lines.append("")
+        comparisons = [(name, "apprentice") for name in METHODS if name != "apprentice"]
+        comparisons += [("fd3d", name) for name in METHODS if name not in ("apprentice", "fd3d")]
+        found = paired_comparisons(rows, comparisons)
+        lines += [f"### Paired by seed, NDS ({weighting} weights)", "", paired_table(found), ""]
+        paired.update({f"{name}@{weighting} vs {baseline}": d for (name, baseline), d in found.items()})
+        panels[f"{weighting} weights"] = found
+    calibration = {p.stem: json.loads(p.read_text()) for p in sorted((out / "calibration").glob("*.json"))}
+    if calibration:
+        lines += [
+            "## Calibration (gradient norms at the apprentice's features, from scratch, train data)",
+            "",
+        ]
+        lines += ["| method | stage | distillation | detection | scale |", "|---|---|---|---|---|"]
+        for method, found in calibration.items():
+            for stage, norms in found["stage_norms"].items():
+                lines.append(f"| {method} | {stage} | {norms['distillation']:.4g} | {norms['detection']:.4g} "
+                             f"| {found['stage_scales'][stage]:.4g} |")  # fmt: skip
+    content = {"plan": plan, "gains": gains, "paired": paired, "calibration": calibration,
+               "curves": curves, **results}  # fmt: skip
+    write_json_atomically(out / "results.json", content)
+    write_text_atomically(out / "results.md", "\n".join(lines) + "\n")
+    if drawn := {title: found for title, found in panels.items() if found}:
+        save_figure(paired_figure(drawn), out / "results.png")
+    if curves:
+        save_figure(curves_figure(curves), out / "curves.png")
+    return content
+
+
+def collect(out: Path, plan: dict) -> tuple[dict[str, list[dict]], dict[str, list[list[dict]]]]:
+    """Every finished run under OUT/runs and its learning curve."""
+    runs: dict[str, list[dict]] = {}
+    curves: dict[str, list[list[dict]]] = {}
+    for folder in sorted((out / "runs").glob("*/seed*")):
+        if (done := finished_run(folder)) is not None:
+            runs.setdefault(folder.parent.name, []).append(done)
+            curves.setdefault(folder.parent.name, []).append(learning_curve(folder, plan["steps"]))
+    return runs, curves
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", default="work/study", help="study folder (default %(default)s)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="default 0 1 2")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--weightings", nargs="+", choices=WEIGHTINGS, default=["calibrated"])
+    parser.add_argument(
+        "--steps", type=int, default=STUDY["steps"], help="steps of every run (default %(default)s)"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")
+    parser.add_argument("--report", action="store_true", help="train nothing; report the finished runs")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = {**FULL, **STUDY, "steps": args.steps, "pair": PAIR, "expert": str(EXPERT.relative_to(ROOT))}
+    dataroot = out / "data"
+    data = data_overrides(dataroot, plan["version"])
+    if not args.report:
+        make_data(dataroot, plan, seed=1000)
+        expert_run(out, data)
+        schedule = ["SOLVER.MAX_ITER", str(args.steps), "SOLVER.CHECKPOINT_PERIOD", str(plan["eval_period"]),
+                    "TEST.EVAL_PERIOD", str(plan["eval_period"])]  # fmt: skip
+        distill = [
+            "DISTILL.EXPERT.WEIGHTS",
+            str(EXPERT),
+            "DISTILL.EXPERT.FEATURE_CACHE",
+            str(out / "expert_cache"),
+        ]
+        for seed in args.seeds:
+            for method in args.methods:
+                for weighting in ["paper"] if method == "apprentice" else args.weightings:
+                    name = method if method == "apprentice" else f"{method}@{weighting}"
+                    overrides = [*data, *schedule, "SEED", str(seed)]
+                    if method != "apprentice":
+                        overrides += [*distill, *head_overrides(method)]
+                        if weighting == "calibrated":
+                            found = calibrate(method, out, [*data, *distill], plan)
+                            overrides += scale_overrides(found["stage_scales"])
+                    run_job(name, METHODS[method], out / "runs" / name / f"seed{seed}", overrides)
+                    report(out, plan)
+    results = report(out, plan)
+    print((out / "results.md").read_text())
+    return results
+
+
+def report(out: Path, plan: dict) -> dict:
+    """write_report over the expert and every finished run so far."""
+    info = out / "expert" / "run_info.json"
+    if not info.is_file():
+        raise SystemExit(f"--report: the expert is not scored yet ({info}); run without --report first")
+    runs, curves = collect(out, plan)
+    return write_report(out, {"expert": [json.loads(info.read_text())], **runs}, curves, plan)
+
+
+if __name__ == "__main__":
+    main()
