@@ -72,7 +72,7 @@ WEIGHTINGS = ("calibrated", "paper")
 # FD3D's focal queries come from its distillation head, which depends only on the expert: trained first
 # on the frozen expert for these steps, so SMGD and QFD have focal queries from the apprentice's step 1.
 HEAD_PRETRAIN = {"fd3d": 1000}
-STUDY = {"steps": 6000, "eval_period": 1000, "calibration_steps": 200, "measure_every": 10, "fraction": 0.5}
+STUDY = {"steps": 4000, "eval_period": 1000, "calibration_steps": 200, "measure_every": 10, "fraction": 0.5}
 
 
 def head_overrides(method: str) -> list[str]:
@@ -238,13 +238,23 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--steps", type=int, default=STUDY["steps"], help="steps of every run (default %(default)s)"
     )
+    parser.add_argument(
+        "--eval-period",
+        type=int,
+        default=STUDY["eval_period"],
+        help="steps between val evaluations (default %(default)s)",
+    )
+    parser.add_argument(
+        "--calibration-steps", type=int, default=STUDY["calibration_steps"], help="default %(default)s"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")
     parser.add_argument("--report", action="store_true", help="train nothing; report the finished runs")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    plan = {**FULL, **STUDY, "steps": args.steps, "pair": PAIR, "expert": str(EXPERT.relative_to(ROOT))}
+    plan = {**FULL, **STUDY, "steps": args.steps, "eval_period": args.eval_period, "pair": PAIR,
+            "calibration_steps": args.calibration_steps, "expert": str(EXPERT.relative_to(ROOT))}  # fmt: skip
     dataroot = out / "data"
     data = data_overrides(dataroot, plan["version"])
     if not args.report:

@@ -15,8 +15,10 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
 
 from fd3d.atomic import replace_folder
 
@@ -61,6 +63,20 @@ def last_checkpoint(output_dir: str | Path) -> tuple[int, Path] | None:
         raise CorruptCheckpointError(
             f"no intact checkpoint in {checkpoint_root(output_dir)}: {'; '.join(corrupt)}"
         )
+    return None
+
+
+def newest_safe_checkpoint(output_dir: str | Path, max_step: int) -> tuple[int, Path] | None:
+    """The newest intact checkpoint at or before `max_step` whose model weights are all finite, or None.
+
+    A loss that turns NaN at step k (k updates done) was computed with exactly the weights the checkpoint
+    of step k holds, which are then bad even when still finite (a 1e30 learning rate): the caller passes
+    max_step = k - 1 for a diverged run, k when the input batch was at fault."""
+    for step, folder in reversed(list_checkpoints(output_dir)):
+        if step > max_step or checkpoint_problem(folder) is not None:
+            continue
+        if all(bool(torch.isfinite(t).all()) for t in load_file(str(folder / "model.safetensors")).values()):
+            return step, folder
     return None
 
 

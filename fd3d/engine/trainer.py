@@ -27,7 +27,13 @@ from fd3d.data.nuscenes import DatasetError, NuScenesReader
 from fd3d.data.stream import SceneStream, batches_per_epoch
 from fd3d.distill import build_training_model
 from fd3d.engine.build import build_dataset, build_loader
-from fd3d.engine.checkpoint import CorruptCheckpointError, last_checkpoint, load_checkpoint, save_checkpoint
+from fd3d.engine.checkpoint import (
+    CorruptCheckpointError,
+    last_checkpoint,
+    load_checkpoint,
+    newest_safe_checkpoint,
+    save_checkpoint,
+)
 from fd3d.engine.evaluator import evaluate, publish_metrics
 from fd3d.engine.optim import build_optimizer, build_phase_optimizer, build_scheduler
 from fd3d.hub import WEIGHTS_NAME, from_pretrained, load_pretrained_config, load_weights_into, save_pretrained
@@ -39,6 +45,10 @@ PHASE_SUMMARY_WINDOW = 50  # last steps of a phase averaged into its summary
 
 class FinalEvaluationError(RuntimeError):
     """Training finished and the model is saved, but its final evaluation failed; names the model folder."""
+
+
+class NonFiniteInputError(ValueError):
+    """A training batch holds NaN or inf; names the fields and the samples."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -108,19 +118,79 @@ def make_accelerator(cfg: CfgNode) -> Accelerator:
     )
 
 
-def check_finite(losses: dict, step: int, accelerator: Accelerator, output_dir: str, phase: str = "") -> None:
-    """Stop every process together when any loss term is not finite, naming it (and the phase, if any)."""
+def check_finite(
+    losses: dict,
+    step: int,
+    accelerator: Accelerator,
+    output_dir: str,
+    phase: str = "",
+    model: torch.nn.Module | None = None,
+) -> None:
+    """Stop every process together when any loss term is not finite, naming it (and the phase, if any),
+    whether the weights were already non-finite, and the newest checkpoint that is safe to resume from:
+    never the one of this step, which holds the weights that gave this loss (`newest_safe_checkpoint`)."""
     bad = [name for name, value in losses.items() if not torch.isfinite(value).all()]
     flag = torch.tensor([float(len(bad))], device=accelerator.device)
-    if accelerator.gather(flag).sum() > 0:
-        try:
-            last = last_checkpoint(output_dir)
-            kept = f"the last good checkpoint is {last[1]}" if last else "no checkpoint was written yet"
-        except (CorruptCheckpointError, FileNotFoundError) as error:  # the loss error must still be raised
-            kept = f"no intact checkpoint ({error})"
-        where = ", ".join(f"{name}={losses[name].item()}" for name in bad) or "on another process"
-        at = f"{phase} step" if phase else "step"
-        raise NonFiniteLossError(f"non-finite loss at {at} {step}: {where}; training stopped, {kept}")
+    if accelerator.gather(flag).sum() == 0:
+        return
+    where = ", ".join(f"{name}={losses[name].item()}" for name in bad) or "on another process"
+    at = f"{phase} step" if phase else "step"
+    weights = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()] if model else []
+    if weights:
+        cause = f"the weights are not finite ({len(weights)} tensors, e.g. {weights[0]}): the run diverged"
+    else:
+        cause = "the inputs and weights are finite: the loss diverged at this step"
+    kept = _safe_checkpoint_note(output_dir, step - 1)
+    raise NonFiniteLossError(f"non-finite loss at {at} {step}: {where}; {cause}; training stopped, {kept}")
+
+
+def check_finite_inputs(batch: dict, step: int, accelerator: Accelerator, output_dir: str) -> None:
+    """Stop every process together, before the forward, when a batch holds NaN or inf (a corrupt pose,
+    box or calibration): a data problem, named with its fields and samples, not reported as divergence.
+    The weights are untouched, so the checkpoint of this step is a safe place to resume from."""
+    bad = non_finite_inputs(batch)
+    flag = torch.tensor([float(len(bad))], device=accelerator.device)
+    if accelerator.gather(flag).sum() == 0:
+        return
+    where = (
+        f"{', '.join(bad)} of samples {list(batch.get('sample_token', []))}" if bad else "on another process"
+    )
+    kept = _safe_checkpoint_note(output_dir, step)
+    raise NonFiniteInputError(
+        f"non-finite input at step {step}: {where}; a data problem (fix or drop those samples), not a "
+        f"diverged run; training stopped, {kept}"
+    )
+
+
+def non_finite_inputs(batch: dict, prefix: str = "") -> list[str]:
+    """Names of the batch's floating-point tensors (queue frames included) holding NaN or inf."""
+    found = []
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            found.append(prefix + key)
+        elif isinstance(value, dict):
+            found += non_finite_inputs(value, f"{prefix}{key}.")
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                if isinstance(item, dict):
+                    found += non_finite_inputs(item, f"{prefix}{key}[{index}].")
+                elif (
+                    isinstance(item, torch.Tensor)
+                    and item.is_floating_point()
+                    and not torch.isfinite(item).all()
+                ):
+                    found.append(f"{prefix}{key}[{index}]")
+    return found
+
+
+def _safe_checkpoint_note(output_dir: str, max_step: int) -> str:
+    try:
+        safe = newest_safe_checkpoint(output_dir, max_step)
+    except (CorruptCheckpointError, FileNotFoundError) as error:  # the loss error must still be raised
+        return f"no intact checkpoint ({error})"
+    if safe is None:
+        return f"no checkpoint at or before step {max_step} has finite weights to resume from"
+    return f"the last good checkpoint is {safe[1]}"
 
 
 def _evaluate_into(detector, cfg: CfgNode, accelerator: Accelerator, name: str) -> dict | None:
@@ -318,9 +388,10 @@ def _update(
     """Forward (of `phase`, or the main step), finiteness check, backward, clipping of `parameters`, and
     `optimizer`'s step (Accelerate skips it while accumulating)."""
     accelerator = run.accelerator
+    check_finite_inputs(batch, step, accelerator, cfg.OUTPUT_DIR)
     with accelerator.accumulate(run.model):
         losses = run.model(batch, phase=phase) if phase else run.model(batch)
-        check_finite(losses, step, accelerator, cfg.OUTPUT_DIR, phase)
+        check_finite(losses, step, accelerator, cfg.OUTPUT_DIR, phase, run.model)
         total = sum(value for name, value in losses.items() if name.startswith("loss"))
         accelerator.backward(total)
         if accelerator.sync_gradients and cfg.SOLVER.GRAD_CLIP > 0:
