@@ -36,6 +36,7 @@ from fd3d.engine.checkpoint import (
 )
 from fd3d.engine.evaluator import evaluate, publish_metrics
 from fd3d.engine.optim import build_optimizer, build_phase_optimizer, build_scheduler
+from fd3d.engine.run_config import check_resume_config, record_run_config
 from fd3d.hub import WEIGHTS_NAME, from_pretrained, load_pretrained_config, load_weights_into, save_pretrained
 from fd3d.modeling.trainable import TrainingPhase
 
@@ -289,9 +290,13 @@ def prepare_training(cfg: CfgNode, resume: bool = False) -> TrainingRun:
             accelerator.print(
                 f"--resume: no checkpoint in {cfg.OUTPUT_DIR}/checkpoints, starting from step 0"
             )
+        if accelerator.is_main_process:
+            record_run_config(cfg)
         for prepared_phase in run.phases:
             run_phase(run, prepared_phase, cfg)
     else:
+        for key, (old, new) in check_resume_config(cfg).items():
+            accelerator.print(f"--resume applies the new {key}: {old!r} -> {new!r}")
         run.step = load_checkpoint(accelerator, found[1])
         accelerator.print(f"resumed from {found[1]} (step {run.step})")
     return run
