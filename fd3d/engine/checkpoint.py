@@ -21,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from fd3d.atomic import replace_folder
+from fd3d.integrity import sha256_of
 
 CHECKPOINT_DIR = "checkpoints"
 STEP_PATTERN = re.compile(r"^step_(\d{8})$")
@@ -92,7 +93,8 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int,
     accelerator.save_state(str(staging))
     accelerator.wait_for_everyone()  # every process's RNG state is in `staging` before it is renamed
     if accelerator.is_main_process:
-        (staging / PROGRESS_FILE).write_text(json.dumps({"step": step}))
+        digests = {path.name: sha256_of(path) for path in sorted(staging.iterdir()) if path.is_file()}
+        (staging / PROGRESS_FILE).write_text(json.dumps({"step": step, "sha256": digests}))
         replace_folder(staging, final)  # a re-run of the same step replaces it only now, complete
         for _, old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old)
@@ -137,6 +139,8 @@ def checkpoint_problem(folder: Path) -> str | None:
     Checks the structure of every file `accelerator.load_state` reads, without loading it: safetensors
     headers must cover their file, the torch-saved files (optimizers, registered schedules, random states
     ...) must be whole zip archives. A truncated random-state file would otherwise be skipped silently.
+    Then the content: each file's sha256 against the digest written with the checkpoint, so flipped bits
+    in the weights (which leave the structure intact) are found too.
     """
     if not (folder / PROGRESS_FILE).is_file():
         raise FileNotFoundError(f"{folder} is not an fd3d checkpoint: {PROGRESS_FILE} is missing")
@@ -148,6 +152,13 @@ def checkpoint_problem(folder: Path) -> str | None:
             _check_file(path)
         except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile, SafetensorError) as error:
             return f"{path.name} is unreadable: {error}"
+    # content: every file as it was written (checkpoints written before fd3d kept digests have none)
+    digests = json.loads((folder / PROGRESS_FILE).read_text()).get("sha256", {})
+    for name, expected in digests.items():
+        if not (folder / name).is_file():
+            return f"{name} is missing"
+        if sha256_of(folder / name) != expected:
+            return f"{name} has changed since it was written (sha256 differs from {PROGRESS_FILE})"
     return None
 
 

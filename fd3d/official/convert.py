@@ -13,7 +13,6 @@ mmdet's ResNet and FPN, the NMS-free head's box convention) is here and in `fd3d
 
 from __future__ import annotations
 
-import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -28,6 +27,7 @@ from torch import Tensor
 from fd3d.config import config_files, get_cfg, load_config
 from fd3d.data.classes import DETECTION_CLASSES
 from fd3d.hub import save_pretrained
+from fd3d.integrity import sha256_of
 from fd3d.modeling import build_model
 from fd3d.official.mmcv_config import OfficialConfigError, load_official_config
 from fd3d.plugins import load_projects
@@ -66,14 +66,6 @@ class Conversion:
     folder: Path
     cfg: CfgNode
     notes: list[str]
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def yaw_code_to_nuscenes(weight: Tensor) -> Tensor:
