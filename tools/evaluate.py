@@ -16,7 +16,12 @@ import argparse
 
 from fd3d.data.cli import add_dataroot_arguments
 from fd3d.data.nuscenes import NuScenesReader
-from fd3d.evaluation.nuscenes_eval import evaluate_submission, format_metrics
+from fd3d.evaluation.nuscenes_eval import (
+    SubmissionError,
+    evaluate_submission,
+    format_metrics,
+    read_submission,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,6 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    try:  # the results file first: a bad one is named before the tables are loaded
+        read_submission(args.results)
+    except SubmissionError as error:
+        raise SystemExit(f"error: {error}") from error
     reader = NuScenesReader(args.dataroot, args.version)
     metrics = evaluate_submission(reader, args.results, args.eval_set, args.out, args.render_curves)
     print(format_metrics(metrics))

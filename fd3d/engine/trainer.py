@@ -485,6 +485,7 @@ def check_before_training(cfg: CfgNode) -> None:
     """What would otherwise fail after the last step, checked before the first: the output folder is
     writable, the train and test splits exist and every camera image they name is there with its table's
     size (shards: the split's shard files exist). Raises ConfigError naming the key and the cause."""
+    validate_solver(cfg)  # before anything is created
     check_writable(cfg.OUTPUT_DIR)
     for key in ("TRAIN_SPLIT", "TEST_SPLIT"):
         split = cfg.DATASETS[key]

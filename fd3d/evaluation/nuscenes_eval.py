@@ -132,8 +132,77 @@ def evaluate_submission(
 ) -> dict:
     """Score a results JSON with the devkit; writes its metrics_summary.json (and PR/TP plots if asked)
     and our flat `metrics.json` (NDS, mAP, mATE…mAAE on the devkit's 0–1 scale, per-class AP)."""
-    submission = json.loads(Path(result_path).read_text())
+    submission = read_submission(result_path)
     return _score(reader, submission, result_path, eval_set, out_dir, render_curves)
+
+
+BOX_VECTORS = {"translation": 3, "size": 3, "rotation": 4, "velocity": 2}
+
+
+class SubmissionError(ValueError):
+    """A results file the devkit must not be given; names the file, the sample and the field."""
+
+
+def read_submission(path: str | os.PathLike) -> dict:
+    """The parsed results file, checked (`check_submission_boxes`) before the devkit sees it."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SubmissionError(f"results file {path} cannot be read: {error}") from error
+    if not text.strip():
+        raise SubmissionError(f"results file {path} is empty")
+    try:
+        submission = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SubmissionError(f"results file {path} is not JSON ({error})") from error
+    check_submission_boxes(submission, path)
+    return submission
+
+
+def check_submission_boxes(submission: object, path: str | os.PathLike) -> None:
+    """The devkit's submission format, enforced with named errors (its own checks are `assert`s, gone
+    under `python -O`, and a NaN box would be scored silently): a {"meta", "results"} dict, every box
+    with finite vectors of the right length, a detection class, a finite score, its sample's token; and
+    at least one box in all (an all-empty submission scores nothing)."""
+    if not isinstance(submission, dict) or not isinstance(submission.get("results"), dict):
+        raise SubmissionError(f"results file {path} must be a JSON object with a 'results' object")
+    if not isinstance(submission.get("meta"), dict):
+        raise SubmissionError(f"results file {path} has no 'meta' object (use_camera, use_lidar, ...)")
+    total = 0
+    for token, boxes in submission["results"].items():
+        if not isinstance(boxes, list):
+            raise SubmissionError(f"{path}: results[{token!r}] must be a list of boxes")
+        for index, box in enumerate(boxes):
+            _check_box(box, f"{path}: results[{token!r}][{index}]", token)
+        total += len(boxes)
+    if total == 0:
+        raise SubmissionError(
+            f"{path}: all {len(submission['results'])} samples have empty predictions; the model predicted "
+            "nothing, there is nothing to score"
+        )
+
+
+def _check_box(box: object, where: str, token: str) -> None:
+    if not isinstance(box, dict):
+        raise SubmissionError(f"{where} must be an object")
+    if box.get("sample_token") != token:
+        raise SubmissionError(f"{where} has sample_token {box.get('sample_token')!r}, not its key {token!r}")
+    for field, length in BOX_VECTORS.items():
+        value = box.get(field)
+        if not isinstance(value, list) or len(value) != length:
+            raise SubmissionError(f"{where}: {field} must be a list of {length} numbers, got {value!r}")
+        if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in value):
+            raise SubmissionError(f"{where}: {field} {value} is not finite")
+    if box.get("detection_name") not in DETECTION_CLASSES:
+        raise SubmissionError(
+            f"{where}: detection_name {box.get('detection_name')!r} is not one of {list(DETECTION_CLASSES)}"
+        )
+    score = box.get("detection_score")
+    if not isinstance(score, (int, float)) or not np.isfinite(score):
+        raise SubmissionError(f"{where}: detection_score {score!r} is not a finite number")
+    if not isinstance(box.get("attribute_name"), str):
+        raise SubmissionError(f"{where}: attribute_name must be a string ('' for none)")
 
 
 def _score(
@@ -145,6 +214,7 @@ def _score(
     render_curves: bool,
 ) -> dict:
     """Run the devkit on `result_path`, whose parsed content is `submission`."""
+    check_submission_boxes(submission, result_path)
     check_submission_covers_split(reader, submission, eval_set)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
