@@ -19,6 +19,7 @@ from datasets import Sequence as HFSequence
 from datasets.distributed import split_dataset_by_node
 from tqdm import tqdm
 
+from fd3d.data.manifest import check_local_split, shard_entry, write_manifest
 from fd3d.data.nuscenes import NuScenesReader, decode_row
 
 _MATRIX = HFSequence(HFSequence(Value("float64")))
@@ -77,9 +78,9 @@ def shard_files(shard_root: str | os.PathLike, split: str) -> list[str]:
 
 def stream_from_shards(shard_root: str | os.PathLike, split: str) -> datasets.IterableDataset:
     """The same rows streamed back from `export_parquet_shards` output (or a Hub dataset repo)."""
-    stream = datasets.load_dataset(
-        "parquet", data_files={split: shard_files(shard_root, split)}, split=split, streaming=True
-    )
+    files = shard_files(shard_root, split)
+    check_local_split(shard_root, split, files)
+    stream = datasets.load_dataset("parquet", data_files={split: files}, split=split, streaming=True)
     return stream.cast(SAMPLE_FEATURES)
 
 
@@ -123,9 +124,13 @@ def export_parquet_shards(
     """
     if version not in SPLITS_OF_VERSION:
         raise ValueError(f"no export for version {version!r}; valid: {list(SPLITS_OF_VERSION)}")
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    # the staging folder lives beside OUT, never inside it, so a killed export leaves nothing in OUT that
+    # an upload of OUT would push; leftovers of killed exports are removed first
+    for stale in [*out.parent.glob(f".{out.name}.export-*"), *out.glob(".export-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     try:
         counts = _write_shards(NuScenesReader(dataroot, version), version, staging, progress)
         target = out / "data"
@@ -140,18 +145,21 @@ def export_parquet_shards(
 def _write_shards(reader: NuScenesReader, version: str, out_dir: Path, progress: bool) -> dict[str, int]:
     jobs = [(split, name) for split in SPLITS_OF_VERSION[version] for name in reader.scene_names(split)]
     counts = dict.fromkeys(SPLITS_OF_VERSION[version], 0)
+    entries: dict[str, dict[str, dict]] = {split: {} for split in SPLITS_OF_VERSION[version]}
     bars_were_enabled = not datasets.utils.are_progress_bars_disabled()
     datasets.disable_progress_bars()  # one bar per shard would drown ours
     try:
         for split, scene_name in tqdm(jobs, desc="parquet shards", unit="scene", disable=not progress):
             split_dir = Path(out_dir) / "data" / split
             split_dir.mkdir(parents=True, exist_ok=True)
-            rows = [reader.read_row(t) for t in reader.sample_tokens(scene_names=[scene_name])]
-            datasets.Dataset.from_list(rows, features=SAMPLE_FEATURES).to_parquet(
-                str(split_dir / f"{scene_name}.parquet")
-            )
+            tokens = reader.sample_tokens(scene_names=[scene_name])
+            rows = [reader.read_row(t) for t in tokens]
+            shard = split_dir / f"{scene_name}.parquet"
+            datasets.Dataset.from_list(rows, features=SAMPLE_FEATURES).to_parquet(str(shard))
+            entries[split][scene_name] = shard_entry(shard, tokens)
             counts[split] += len(rows)
     finally:
         if bars_were_enabled:
             datasets.enable_progress_bars()
+    write_manifest(Path(out_dir) / "data", version, entries)
     return counts

@@ -30,28 +30,85 @@ from torch.utils.data import IterableDataset, get_worker_info
 from fd3d.data.classes import DETECTION_CLASSES
 from fd3d.data.dataset import history_tokens, to_tensors
 from fd3d.data.hf import SAMPLE_FEATURES, shard_files
+from fd3d.data.manifest import (
+    MANIFEST,
+    ShardError,
+    check_local_split,
+    check_shard_files,
+    local_manifest,
+    read_manifest,
+    split_entries,
+    split_tokens,
+)
 from fd3d.data.nuscenes import decode_row
 
 HUB_PREFIX = "hf://datasets/"
 
 
 def shard_files_of(source: str, split: str, revision: str | None = None) -> list[str]:
-    """The split's shard files, ordered as the devkit lists the split's scenes.
+    """The split's shard files, ordered as the devkit lists the split's scenes, checked against the
+    export's manifest (`fd3d.data.manifest`): the same shards, and for local files the same sha256.
 
     `source` is a local export folder or a Hub dataset repo id (`org/name`, read through `hf://`).
     """
     if os.path.isdir(source):
         files = shard_files(source, split)
+        check_local_split(source, split, files)
     else:
-        from huggingface_hub import HfFileSystem
-
-        at = f"@{revision}" if revision else ""
-        root = f"{HUB_PREFIX}{source}{at}/data/{split}"
-        files = [f"hf://{path}" for path in HfFileSystem().glob(f"{root}/*.parquet")]
+        entries = split_entries(manifest_of(source, revision), split, f"the manifest of {source}")
+        root = f"{_hub_root(source, revision)}/data/{split}"
+        found = _hub_call(source, lambda fs: fs.glob(f"{root}/*.parquet", detail=True))
+        files = [f"hf://{path}" for path in found]
         if not files:
             raise FileNotFoundError(f"no Parquet shards for split {split!r} under {root}")
+        # the Hub stores shards as LFS objects it checks by sha256; where it reports one, compare it
+        digests = {f"hf://{path}": (info.get("lfs") or {}).get("sha256") for path, info in found.items()}
+        check_shard_files(files, entries, split, digests)
     order = {name: i for i, name in enumerate(splits.create_splits_scenes().get(split, []))}
     return sorted(files, key=lambda f: (order.get(PurePosixPath(f).stem, len(order)), PurePosixPath(f).stem))
+
+
+def manifest_of(source: str, revision: str | None = None) -> dict:
+    """The manifest of a local export folder or of a Hub dataset repo."""
+    if os.path.isdir(source):
+        return local_manifest(source)
+    path = f"{_hub_root(source, revision)}/data/{MANIFEST}"
+
+    def read(fs) -> str:
+        with fs.open(path, "r") as stream:
+            return stream.read()
+
+    try:
+        return read_manifest(_hub_call(source, read), f"hf://{path}")
+    except FileNotFoundError as error:
+        raise ShardError(f"hf://{path} is missing: the dataset repo holds no fd3d shard manifest") from error
+
+
+def shard_sample_tokens(source: str, split: str, revision: str | None = None) -> list[str]:
+    """The sample tokens the manifest lists for a split."""
+    return split_tokens(split_entries(manifest_of(source, revision), split, f"the manifest of {source}"))
+
+
+def _hub_root(source: str, revision: str | None) -> str:
+    at = f"@{revision}" if revision else ""
+    return f"{HUB_PREFIX.removeprefix('hf://')}{source}{at}"
+
+
+def _hub_call(source: str, call):
+    """`call(HfFileSystem())`, with a network failure named as one (the endpoint and the cause)."""
+    from huggingface_hub import HfFileSystem, constants
+    from huggingface_hub import errors as hf_errors
+
+    try:
+        return call(HfFileSystem())
+    except FileNotFoundError:
+        raise
+    except (OSError, hf_errors.HTTPError) as error:  # HTTPError: connection and HTTP failures
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise ShardError(
+            f"cannot read dataset {source!r} from the Hub at {constants.ENDPOINT} ({type(error).__name__}: "
+            f"{message}); check the network or HF_ENDPOINT, or use a local export folder as DATASETS.SHARDS"
+        ) from error
 
 
 def shard_lengths(files: Sequence[str]) -> list[int]:

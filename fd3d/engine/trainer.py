@@ -23,8 +23,9 @@ from tqdm import tqdm
 from fd3d.atomic import write_json_atomically
 from fd3d.config import ConfigError
 from fd3d.data.dataset import NuScenesDataset
+from fd3d.data.manifest import ShardError
 from fd3d.data.nuscenes import DatasetError, NuScenesReader
-from fd3d.data.stream import SceneStream, batches_per_epoch
+from fd3d.data.stream import SceneStream, batches_per_epoch, shard_sample_tokens
 from fd3d.distill import build_training_model
 from fd3d.engine.build import build_dataset, build_loader
 from fd3d.engine.checkpoint import (
@@ -493,10 +494,27 @@ def check_before_training(cfg: CfgNode) -> None:
             dataset = build_dataset(cfg, split, tuple(cfg.INPUT.IMAGE_SIZE), 0)
             if isinstance(dataset, NuScenesDataset):
                 dataset.reader.check_images(dataset.tokens)
+            elif key == "TEST_SPLIT":  # streamed test samples are scored with DATAROOT's tables
+                check_shards_match_tables(cfg, split)
         except (DatasetError, ValueError, OSError) as error:
             if isinstance(error, ConfigError):
                 raise
             raise ConfigError(f"DATASETS.{key} {split!r} cannot be read: {error}") from error
+
+
+def check_shards_match_tables(cfg: CfgNode, split: str) -> None:
+    """The manifest's samples of a streamed split are the split's samples in DATASETS.DATAROOT's tables
+    (shards of another dataset with the same file names would train, then fail to score)."""
+    streamed = set(shard_sample_tokens(cfg.DATASETS.SHARDS, split, cfg.DATASETS.REVISION or None))
+    known = set(NuScenesReader(cfg.DATASETS.DATAROOT, cfg.DATASETS.VERSION).sample_tokens(split))
+    if streamed != known:
+        foreign, absent = sorted(streamed - known), sorted(known - streamed)
+        raise ShardError(
+            f"DATASETS.SHARDS {cfg.DATASETS.SHARDS!r} does not hold the {split!r} samples of "
+            f"DATASETS.DATAROOT {cfg.DATASETS.DATAROOT!r}: {len(foreign)} shard samples are not in its "
+            f"tables (e.g. {foreign[:2]}), {len(absent)} of its samples are not in the shards; shards of "
+            "another dataset?"
+        )
 
 
 def check_writable(folder: str) -> None:
