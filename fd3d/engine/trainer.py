@@ -191,7 +191,7 @@ def _safe_checkpoint_note(output_dir: str, max_step: int) -> str:
     except (CorruptCheckpointError, FileNotFoundError) as error:  # the loss error must still be raised
         return f"no intact checkpoint ({error})"
     if safe is None:
-        return f"no checkpoint at or before step {max_step} has finite weights to resume from"
+        return f"no intact checkpoint with finite weights at or before step {max_step} to resume from"
     return f"the last good checkpoint is {safe[1]}"
 
 
