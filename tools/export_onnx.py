@@ -52,6 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.check and not args.dataroot:
         parser.error("--check needs --dataroot (and --version, --split) to run both runtimes on")
+    out = Path(args.out)
+    if out.is_dir():  # refused before the export runs, not after
+        parser.error(f"--out {out} is a folder; give the .onnx file to write, e.g. {out / 'model.onnx'}")
+    if not out.parent.is_dir():
+        parser.error(f"--out {out}: its folder {out.parent} does not exist")
     return args
 
 

@@ -31,6 +31,10 @@ PROGRESS_FILE = "progress.json"
 REQUIRED_FILES = ("model.safetensors", "optimizer.bin")
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk); names the folder and the free space."""
+
+
 class CorruptCheckpointError(RuntimeError):
     """A checkpoint, or every checkpoint of a run, cannot be read back; names each and its bad file."""
 
@@ -90,7 +94,16 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int,
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging))
+    try:
+        accelerator.save_state(str(staging))
+    except (OSError, RuntimeError) as error:  # torch reports a full disk as RuntimeError("unexpected pos")
+        shutil.rmtree(staging, ignore_errors=True)  # a partial checkpoint must not keep the disk full
+        free = shutil.disk_usage(root).free
+        raise CheckpointWriteError(
+            f"could not write the checkpoint of step {step} to {staging} ({type(error).__name__}: "
+            f"{' '.join(str(error).split())[:300]}); {free / 2**20:.0f} MiB free on that disk. The partial "
+            f"checkpoint was removed and the previous ones are intact: free space, then resume"
+        ) from error
     accelerator.wait_for_everyone()  # every process's RNG state is in `staging` before it is renamed
     if accelerator.is_main_process:
         digests = {path.name: sha256_of(path) for path in sorted(staging.iterdir()) if path.is_file()}

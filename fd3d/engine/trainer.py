@@ -8,6 +8,7 @@ counts optimizer steps; with gradient accumulation each consumes `GRAD_ACCUM_STE
 from __future__ import annotations
 
 import itertools
+import os
 import tempfile
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -517,12 +518,18 @@ def check_shards_match_tables(cfg: CfgNode, split: str) -> None:
         )
 
 
+WRITE_PROBE_BYTES = 1 << 20  # a full disk still creates empty files; it refuses data
+
+
 def check_writable(folder: str) -> None:
-    """Create `folder` and write a probe file in it, or raise naming the folder and the cause."""
+    """Create `folder` and write (and flush to disk) a 1 MiB probe file in it, or raise naming the folder
+    and the cause: an empty probe passes on a full disk, where the results written later would not."""
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
+        with tempfile.NamedTemporaryFile(dir=folder) as probe:
+            probe.write(b"\0" * WRITE_PROBE_BYTES)
+            probe.flush()
+            os.fsync(probe.fileno())
     except OSError as error:
         raise ConfigError(f"OUTPUT_DIR {folder!r} is not writable: {error.strerror or error}") from error
 
