@@ -3,15 +3,16 @@
 mmcv configs are Python modules whose top-level variables form the config, with `_base_` naming parent
 files (relative to the file) whose dicts the child updates key by key; a child dict holding
 `_delete_=True` replaces its parent's instead. That is all the official BEVFormer and DETR3D configs use.
-Executing a config runs its code, exactly as mmcv does: read only configs you trust.
+The files are not executed (mmcv runs them as Python): `fd3d.official.literal_config` evaluates their
+assignments of plain data and refuses anything else by line, so a config from anywhere runs no code.
 """
 
 from __future__ import annotations
 
 import os
-import runpy
-import types
 from pathlib import Path
+
+from fd3d.official.literal_config import UnsupportedConfigSyntax, literal_assignments
 
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
@@ -35,18 +36,11 @@ def _merge(base: dict, child: dict) -> dict:
 
 
 def _variables(path: Path) -> dict:
-    """The file's top-level variables, as mmcv keeps them: no modules, functions or dunder names."""
+    """The file's top-level variables, read without executing the file (`literal_assignments`)."""
     try:
-        namespace = runpy.run_path(str(path))
-    except Exception as error:
-        raise OfficialConfigError(
-            f"could not execute config {path}: {type(error).__name__}: {error}"
-        ) from error
-    return {
-        key: value
-        for key, value in namespace.items()
-        if not key.startswith("__") and not isinstance(value, (types.ModuleType, types.FunctionType, type))
-    }
+        return literal_assignments(path)
+    except (UnsupportedConfigSyntax, SyntaxError, ArithmeticError, TypeError, KeyError, IndexError) as error:
+        raise OfficialConfigError(f"could not read config {path}: {type(error).__name__}: {error}") from error
 
 
 def load_official_config(

@@ -23,7 +23,7 @@ needs_fixtures = pytest.mark.skipif(
 def test_config_reader_merges_the_base_chain_and_honours_delete(tmp_path):
     (tmp_path / "base").mkdir()
     (tmp_path / "base" / "model.py").write_text("model = dict(a=1, b=dict(c=2, d=3))\nlr = 0.1\n")
-    (tmp_path / "child.py").write_text("_base_ = ['./base/model.py']\nimport os\nmodel = dict(b=dict(c=5))\n")
+    (tmp_path / "child.py").write_text("_base_ = ['./base/model.py']\nmodel = dict(b=dict(c=5))\n")
     (tmp_path / "replace.py").write_text(
         "_base_ = './base/model.py'\nmodel = dict(b=dict(_delete_=True, c=5))\n"
     )

@@ -49,3 +49,45 @@ def test_a_plain_tensor_file_still_loads(tmp_path, capsys):
     assert check_parity(argv) == 2
     err = capsys.readouterr().err
     assert "could run code" not in err and "no-model" in err
+
+
+OFFICIAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "official"
+
+
+@pytest.mark.skipif(not OFFICIAL.is_dir(), reason="official fixtures not present")
+@pytest.mark.parametrize("name", ["bevformer_config.py", "detr3d_config.py"])
+def test_official_configs_read_without_execution_equal_what_python_computes(name):
+    """The reference: Python itself running the (trusted) fixture, its plain variables kept."""
+    import runpy
+    import types
+
+    from fd3d.official.literal_config import literal_assignments
+
+    executed = {
+        key: value
+        for key, value in runpy.run_path(str(OFFICIAL / name)).items()
+        if not key.startswith("__") and not isinstance(value, (types.ModuleType, types.FunctionType, type))
+    }
+    assert literal_assignments(OFFICIAL / name) == executed
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "import os; os.makedirs(MARKER)",
+        "x = __import__('os').makedirs(MARKER)",
+        "x = open(MARKER, 'w')",
+        "x = [os for os in (1,)]",
+        "x = (lambda: 1)()",
+        "x = dict(a=1).pop('a')",
+    ],
+)
+def test_an_official_config_with_code_is_refused_and_the_code_never_runs(tmp_path, line):
+    from fd3d.official import OfficialConfigError, load_official_config
+
+    marker = tmp_path / "code-ran"
+    config = tmp_path / "config.py"
+    config.write_text(f"MARKER = {str(marker)!r}\nmodel = dict(a=1)\n{line}\n")
+    with pytest.raises(OfficialConfigError, match=r"config.py:3: .* is not plain config data"):
+        load_official_config(config)
+    assert not marker.exists()
