@@ -1,0 +1,62 @@
+"""README.md is the front door: every relative link and #anchor in it (and in the projects' READMEs)
+resolves, and every tool in tools/ is documented there and prints --help."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+READMES = [ROOT / "README.md", *sorted(ROOT.glob("projects/*/README.md"))]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens (code fences skipped)."""
+    found, fenced = set(), False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if fenced or not line.startswith("#"):
+            continue
+        title = line.lstrip("#").strip().lower()
+        found.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return found
+
+
+def test_anchor_rule_matches_github_on_known_headings():
+    assert anchors("## Demo: the first ten minutes\n### Streaming with Hugging Face `datasets`\n") == {
+        "demo-the-first-ten-minutes",
+        "streaming-with-hugging-face-datasets",
+    }
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_and_anchor_resolves(readme):
+    text = readme.read_text()
+    broken = []
+    for target in LINK.findall(text):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (readme.parent / path).resolve() if path else readme
+        if not file.exists():
+            broken.append(target)
+        elif anchor and file.suffix == ".md" and anchor not in anchors(file.read_text()):
+            broken.append(target)
+    assert not broken, f"{readme.name}: links that do not resolve: {broken}"
+
+
+TOOLS = sorted(path.name for path in (ROOT / "tools").glob("*.py"))
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_tool_is_documented_and_prints_help(tool):
+    assert f"tools/{tool}" in (ROOT / "README.md").read_text(), f"tools/{tool} is not in README.md"
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / tool), "--help"], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
