@@ -26,6 +26,7 @@ from fd3d.config import ConfigError
 from fd3d.data.dataset import NuScenesDataset
 from fd3d.data.manifest import ShardError
 from fd3d.data.nuscenes import DatasetError, NuScenesReader
+from fd3d.data.schema import dataset_name
 from fd3d.data.stream import SceneStream, batches_per_epoch, shard_sample_tokens
 from fd3d.distill import build_training_model
 from fd3d.engine.build import build_dataset, build_loader
@@ -464,8 +465,9 @@ def train(cfg: CfgNode, resume: bool = False, stop_after: int | None = None) -> 
     trainable = accelerator.unwrap_model(run.model)
     trained = trainable.trained_detector()
     model_dir = Path(cfg.OUTPUT_DIR) / MODEL_DIR
+    eval_dataset = dataset_name(cfg.DATASETS.DATAROOT)
     if accelerator.is_main_process:  # first the model, so that a failed evaluation loses nothing
-        save_pretrained(trained, cfg, model_dir, **trainable.provenance())
+        save_pretrained(trained, cfg, model_dir, eval_dataset=eval_dataset, **trainable.provenance())
     accelerator.wait_for_everyone()
     try:
         metrics = _evaluate_into(trained, cfg, accelerator, "eval_final")
@@ -477,7 +479,9 @@ def train(cfg: CfgNode, resume: bool = False, stop_after: int | None = None) -> 
         ) from error
     if accelerator.is_main_process and metrics is not None:
         accelerator.log({f"val/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=run.step)
-        save_pretrained(trained, cfg, model_dir, metrics=metrics, **trainable.provenance())
+        save_pretrained(
+            trained, cfg, model_dir, metrics=metrics, eval_dataset=eval_dataset, **trainable.provenance()
+        )
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics

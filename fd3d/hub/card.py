@@ -10,6 +10,7 @@ from fvcore.common.config import CfgNode
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from torch import nn
 
+from fd3d.data.schema import REAL_NUSCENES
 from fd3d.evaluation.nuscenes_eval import METRIC_KEYS
 from fd3d.hub.folder import CONFIG_NAME, WEIGHTS_NAME
 
@@ -48,7 +49,7 @@ def model_card(
             EvalResult(
                 task_type="3d-object-detection",
                 task_name="3D object detection",
-                dataset_type="nuscenes",
+                dataset_type="nuscenes" if eval_dataset == REAL_NUSCENES else "synthetic-nuscenes-format",
                 dataset_name=eval_dataset,
                 metric_type=key.lower(),
                 metric_name=key,

@@ -15,6 +15,7 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from fd3d.atomic import atomic_folder
+from fd3d.data.schema import REAL_NUSCENES
 from fd3d.hub.card import check_metrics, model_card
 from fd3d.hub.folder import (
     CARD_NAME,
@@ -40,7 +41,7 @@ def save_pretrained(
     gflops: float | None = None,
     distilled_from: str | None = None,
     method: str | None = None,
-    eval_dataset: str = "nuScenes",
+    eval_dataset: str = REAL_NUSCENES,
     notes: Sequence[str] = (),
 ) -> Path:
     """Write `folder` with config.json, model.safetensors and a README.md model card; return its path.

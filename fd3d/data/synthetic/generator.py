@@ -7,6 +7,7 @@ nuScenes sensor rig, 2 Hz keyframes, all 13 tables, ray-cast camera images and l
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -21,10 +22,11 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from fd3d.atomic import write_text_atomically
 from fd3d.data.classes import ATTRIBUTES, CLASS_SPECS, DETECTION_CLASSES, attribute_for
 from fd3d.data.geometry import pose_matrix, yaw_to_quaternion
 from fd3d.data.rig import CAMERA_MOUNTS, LIDAR_NAME, LIDAR_ROTATION_WXYZ, LIDAR_TRANSLATION
-from fd3d.data.schema import TABLE_NAMES
+from fd3d.data.schema import SYNTHETIC_MARKER, TABLE_NAMES
 from fd3d.data.synthetic.lidar import scan, visibility_token
 from fd3d.data.synthetic.render import PinholeCamera, RenderBox, render_camera
 from fd3d.data.synthetic.scene_layout import make_scene_layout
@@ -321,7 +323,10 @@ def generate(dataroot: str | os.PathLike, config: SyntheticConfig, progress: boo
     table_dir = root / config.version
     table_dir.mkdir(parents=True, exist_ok=True)
     for name in TABLE_NAMES:
-        (table_dir / f"{name}.json").write_text(json.dumps(tables[name]))
+        write_text_atomically(table_dir / f"{name}.json", json.dumps(tables[name]))
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "workers"}  # workers: no effect
+    marker = {"generator": "fd3d.data.synthetic", "config": settings}
+    write_text_atomically(root / SYNTHETIC_MARKER, json.dumps(marker, indent=2, default=list))
     return {
         "scenes": len(tables["scene"]),
         "samples": len(tables["sample"]),
