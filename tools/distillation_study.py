@@ -51,6 +51,8 @@ from fd3d.evaluation.reproduction import (
     save_figure,
     summarize,
 )
+from fd3d.hub import WEIGHTS_NAME, from_pretrained, load_pretrained_config, save_pretrained
+from fd3d.integrity import sha256_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.reproduce import FULL, data_overrides, finished_run, make_data, run_job  # noqa: E402
@@ -59,6 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAIR = "bevformer_cpu_bev50"
 APPRENTICE = [ROOT / "projects" / "BEVFormer" / "configs" / "cpu_apprentice_bev50.yaml"]
 EXPERT = ROOT / "projects" / "BEVFormer" / "zoo" / "cpu_expert"
+STUDY_DATA = "synthetic nuScenes-format data (fd3d generator, seed 1000), not nuScenes"
 # run order: the claim (FD3D vs the apprentice) first, then the baselines, strongest measured first
 METHODS = {
     "apprentice": APPRENTICE,
@@ -227,6 +230,46 @@ def collect(out: Path, plan: dict) -> tuple[dict[str, list[dict]], dict[str, lis
     return runs, curves
 
 
+# the study's seed-0 runs shipped as zoo entries: {method run: zoo folder name}
+ZOO_ENTRIES = {"apprentice": "cpu_apprentice_bev50", "fd3d@calibrated": "cpu_apprentice_bev50_fd3d"}
+
+
+def ship_to_zoo(out: Path, plan: dict, zoo: Path) -> list[Path]:
+    """Write each ZOO_ENTRIES run of seed 0 as a Hub-format folder in `zoo`: its config and weights, a card
+    naming the command, the data, the steps, the val metrics (synthetic data, not nuScenes) and the
+    weights' sha256."""
+    written = []
+    for run_name, folder_name in ZOO_ENTRIES.items():
+        run = finished_run(out / "runs" / run_name / "seed0")
+        if run is None:
+            raise SystemExit(f"--ship-zoo: {out / 'runs' / run_name / 'seed0'} is not finished")
+        cfg, folder = load_pretrained_config(run["weights"])
+        model = from_pretrained(folder)
+        method = run_name.split("@")[0]
+        command = (f"python tools/distillation_study.py --out {out} --seeds 0 --methods {method} "
+                   f"--steps {plan['steps']}")  # fmt: skip
+        notes = [
+            f"Trained by `{command}` (then `--ship-zoo`): seed 0, {plan['steps']} steps from scratch, AdamW "
+            f"lr {cfg.SOLVER.BASE_LR:g}, cosine to zero, batch 1, on the study's synthetic data "
+            f"(SyntheticConfig(version='{plan['version']}', scenes={plan['scenes']}, val_scenes="
+            f"{plan['val_scenes']}, samples_per_scene={plan['samples']}, seed=1000))",
+        ]
+        if method != "apprentice":
+            notes.append(f"Distilled from `{plan['expert']}` with {method} (stage-calibrated weights, "
+                         "OUT/calibration/fd3d.json)")  # fmt: skip
+        target = zoo / folder_name
+        save_pretrained(model, cfg, target, metrics=run["metrics"], eval_dataset=STUDY_DATA, notes=notes,
+                        method=method if method != "apprentice" else None,
+                        distilled_from=plan["expert"] if method != "apprentice" else None)  # fmt: skip
+        digest = sha256_of(target / WEIGHTS_NAME)
+        card = (target / "README.md").read_text()
+        files = f"\n## Files\n\n| file | sha256 |\n|---|---|\n| `{WEIGHTS_NAME}` | `{digest}` |\n"
+        write_text_atomically(target / "README.md", card.rstrip() + "\n" + files)
+        written.append(target)
+        print(f"[zoo] {target}: NDS {run['metrics']['NDS']:.4f} mAP {run['metrics']['mAP']:.4f}")
+    return written
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -249,6 +292,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")
     parser.add_argument("--report", action="store_true", help="train nothing; report the finished runs")
+    parser.add_argument(
+        "--ship-zoo",
+        action="store_true",
+        help=f"train nothing; write the seed-0 runs {list(ZOO_ENTRIES)} into projects/BEVFormer/zoo/",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -257,6 +305,9 @@ def main(argv: list[str] | None = None) -> dict:
             "calibration_steps": args.calibration_steps, "expert": str(EXPERT.relative_to(ROOT))}  # fmt: skip
     dataroot = out / "data"
     data = data_overrides(dataroot, plan["version"])
+    if args.ship_zoo:
+        ship_to_zoo(out, plan, EXPERT.parent)
+        return {}
     if not args.report:
         make_data(dataroot, plan, seed=1000)
         expert_run(out, data)
