@@ -35,10 +35,13 @@ import sys
 from pathlib import Path
 
 import torch
+from accelerate.utils import set_seed
 from matplotlib.figure import Figure
 
 from fd3d.atomic import write_json_atomically, write_text_atomically
 from fd3d.config import distill_config, load_config
+from fd3d.data.dataset import NuScenesDataset, collate_samples
+from fd3d.distill.similarity import feature_similarity
 from fd3d.engine.diagnose import train_and_measure
 from fd3d.engine.trainer import evaluate_only, prepare_training
 from fd3d.evaluation.calibration import scale_overrides, stage_gradient_norms, stage_scales
@@ -53,6 +56,7 @@ from fd3d.evaluation.reproduction import (
 )
 from fd3d.hub import WEIGHTS_NAME, from_pretrained, load_pretrained_config, save_pretrained
 from fd3d.integrity import sha256_of
+from fd3d.modeling.registry import build_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.reproduce import FULL, data_overrides, finished_run, make_data, run_job  # noqa: E402
@@ -159,7 +163,9 @@ def curves_figure(curves: dict[str, list[list[dict]]]) -> Figure:
     return figure
 
 
-def write_report(out: Path, runs: dict[str, list[dict]], curves: dict, plan: dict) -> dict:
+def write_report(
+    out: Path, runs: dict[str, list[dict]], curves: dict, plan: dict, similarity: dict | None = None
+) -> dict:
     """OUT/results.{md,json}: per weighting a Table-2-style table, gains and gap closed, paired intervals;
     OUT/results.png the paired differences, OUT/curves.png the learning curves."""
     results = {name: summarize(group) for name, group in runs.items()}
@@ -208,8 +214,15 @@ def write_report(out: Path, runs: dict[str, list[dict]], curves: dict, plan: dic
             for stage, norms in found["stage_norms"].items():
                 lines.append(f"| {method} | {stage} | {norms['distillation']:.4g} | {norms['detection']:.4g} "
                              f"| {found['stage_scales'][stage]:.4g} |")  # fmt: skip
+    if similarity:
+        stages = sorted({stage for found in similarity.values() for stage in found})
+        title = f"## Features toward the expert's? Linear CKA with it ({SIMILARITY_SAMPLES} val samples)"
+        header = ["| model | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
+        lines += ["", title, "", *header]
+        lines += [f"| {key} | " + " | ".join(f"{found.get(s, float('nan')):.3f}" for s in stages) + " |"
+                  for key, found in similarity.items()]  # fmt: skip
     content = {"plan": plan, "gains": gains, "paired": paired, "calibration": calibration,
-               "curves": curves, **results}  # fmt: skip
+               "curves": curves, "similarity": similarity or {}, **results}  # fmt: skip
     write_json_atomically(out / "results.json", content)
     write_text_atomically(out / "results.md", "\n".join(lines) + "\n")
     if drawn := {title: found for title, found in panels.items() if found}:
@@ -337,12 +350,41 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def report(out: Path, plan: dict) -> dict:
-    """write_report over the expert and every finished run so far."""
+    """write_report over the expert and every finished run so far, with their features' similarity."""
     info = out / "expert" / "run_info.json"
     if not info.is_file():
         raise SystemExit(f"--report: the expert is not scored yet ({info}); run without --report first")
     runs, curves = collect(out, plan)
-    return write_report(out, {"expert": [json.loads(info.read_text())], **runs}, curves, plan)
+    similarity = similarities(out, runs)
+    return write_report(out, {"expert": [json.loads(info.read_text())], **runs}, curves, plan, similarity)
+
+
+SIMILARITY_SAMPLES = 40  # the first val samples (cells and image positions of each are the CKA's items)
+
+
+def similarities(out: Path, runs: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    """{"<run>@seed<k>": {stage: CKA with the expert}} for every finished run and for the apprentice at
+    its initialisation (seed 0, "untrained"), cached in OUT/similarity/."""
+    expert = from_pretrained(str(EXPERT))
+    dataset = NuScenesDataset(out / "data", FULL["version"], "val", expert.image_size,
+                              expert.pc_range.tolist(), queue_length=expert.queue_length)  # fmt: skip
+    models = {"untrained@seed0": lambda: _initial_apprentice(0)}
+    for name, group in runs.items():
+        for run in group:
+            models[f"{name}@seed{run['seed']}"] = lambda weights=run["weights"]: from_pretrained(weights)
+    found = {}
+    for key, load in models.items():
+        cached = out / "similarity" / f"{key}.json"
+        if not cached.is_file():
+            batches = (collate_samples([dataset[i]]) for i in range(min(SIMILARITY_SAMPLES, len(dataset))))
+            write_json_atomically(cached, feature_similarity(load(), expert, batches))
+        found[key] = json.loads(cached.read_text())
+    return found
+
+
+def _initial_apprentice(seed: int) -> torch.nn.Module:
+    set_seed(seed)
+    return build_model(load_config(APPRENTICE, ["SEED", str(seed)]))
 
 
 if __name__ == "__main__":
