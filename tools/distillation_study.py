@@ -46,13 +46,14 @@ from fd3d.engine.diagnose import train_and_measure
 from fd3d.engine.trainer import evaluate_only, prepare_training
 from fd3d.evaluation.calibration import scale_overrides, stage_gradient_norms, stage_scales
 from fd3d.evaluation.reproduction import (
-    gain_and_gap,
+    gains_over_apprentice,
     markdown_table,
     paired_comparisons,
     paired_figure,
     paired_table,
     save_figure,
     summarize,
+    weighting_rows,
 )
 from fd3d.hub import WEIGHTS_NAME, from_pretrained, load_pretrained_config, save_pretrained
 from fd3d.integrity import sha256_of
@@ -175,27 +176,17 @@ def write_report(
     ]
     gains, paired, panels = {}, {}, {}
     for weighting in WEIGHTINGS:
-        rows = {"expert": results["expert"]}
-        if "apprentice" in results:
-            rows["apprentice"] = results["apprentice"]
-        rows.update({n.split("@")[0]: r for n, r in results.items() if n.endswith(f"@{weighting}")})
+        rows = weighting_rows(results, weighting)
         if len(rows) <= 2:
             continue
         lines += [f"## {weighting} weights", "", markdown_table(rows, {}, ["expert", *METHODS])]
-        if "apprentice" in rows:
-            keys = ("NDS_gain", "gap_closed", "beyond_seed_spread")
-            for name, summary in rows.items():
-                if name not in ("expert", "apprentice"):
-                    values = gain_and_gap(summary, rows["apprentice"], rows["expert"])
-                    gains[f"{name}@{weighting}"] = dict(zip(keys, values, strict=True))
-                    gains[f"{name}@{weighting}"]["mAP_gain"] = (
-                        summary["mAP_mean"] - rows["apprentice"]["mAP_mean"]
-                    )
+        found_gains = gains_over_apprentice(rows, weighting)
+        gains.update(found_gains)
+        if found_gains:
             lines += ["", "| method | ΔNDS | gap closed | ΔmAP |", "|---|---|---|---|"]
-            for name, gain in gains.items():
-                if name.endswith(f"@{weighting}"):
-                    gap = "" if gain["gap_closed"] is None else f"{100 * gain['gap_closed']:.0f} %"
-                    lines.append(f"| {name} | {gain['NDS_gain']:+.4f} | {gap} | {gain['mAP_gain']:+.4f} |")
+            for name, gain in found_gains.items():
+                gap = "" if gain["gap_closed"] is None else f"{100 * gain['gap_closed']:.0f} %"
+                lines.append(f"| {name} | {gain['NDS_gain']:+.4f} | {gap} | {gain['mAP_gain']:+.4f} |")
             lines.append("")
         comparisons = [(name, "apprentice") for name in METHODS if name != "apprentice"]
         comparisons += [("fd3d", name) for name in METHODS if name not in ("apprentice", "fd3d")]

@@ -49,12 +49,14 @@ from fd3d.engine.trainer import MODEL_DIR, batches, prepare_training, train, tra
 from fd3d.evaluation.complexity import count_flops, inference_fps
 from fd3d.evaluation.reproduction import (
     gain_and_gap,
+    gains_over_apprentice,
     markdown_table,
     paired_comparisons,
     paired_figure,
     paired_table,
     save_figure,
     summarize,
+    weighting_rows,
     write_results,
 )
 from fd3d.hub import WEIGHTS_NAME, from_pretrained
@@ -299,10 +301,7 @@ def write_warm_results(
     lines = [f"# Warm-start protocol: {steps} steps from one apprentice trained alone", ""]
     gains, paired, panels = {}, {}, {}
     for weighting in WEIGHTINGS:
-        rows = {"expert": results["expert"]}
-        if "apprentice" in results:
-            rows["apprentice"] = results["apprentice"]
-        rows.update({n.split("@")[0]: r for n, r in results.items() if n.endswith(f"@{weighting}")})
+        rows = weighting_rows(results, weighting)
         if len(rows) <= 2:
             continue
         lines += [
@@ -310,12 +309,7 @@ def write_warm_results(
             "",
             markdown_table(rows, {}, ["expert", *WARM_METHODS]),
         ]
-        if "apprentice" in rows:
-            keys = ("NDS_gain", "gap_closed", "beyond_seed_spread")
-            for name, summary in rows.items():
-                if name not in ("expert", "apprentice"):
-                    values = gain_and_gap(summary, rows["apprentice"], rows["expert"])
-                    gains[f"{name}@{weighting}"] = dict(zip(keys, values, strict=True))
+        gains.update(gains_over_apprentice(rows, weighting))
         comparisons = [(name, "apprentice") for name in WARM_METHODS if name not in ("apprentice",)]
         comparisons += PAIRED_COMPARISONS
         found = paired_comparisons(rows, comparisons)

@@ -47,6 +47,32 @@ def gain_and_gap(method: Mapping, apprentice: Mapping, expert: Mapping) -> tuple
     return gain, (gain / gap if gap > 0 else None), real
 
 
+def weighting_rows(results: Mapping[str, Mapping], weighting: str) -> dict[str, Mapping]:
+    """The table of one weighting of a study: the expert, the apprentice alone (when run) and every
+    "<method>@<weighting>" summary under its method's name."""
+    rows = {"expert": results["expert"]}
+    if "apprentice" in results:
+        rows["apprentice"] = results["apprentice"]
+    rows.update({n.split("@")[0]: r for n, r in results.items() if n.endswith(f"@{weighting}")})
+    return rows
+
+
+def gains_over_apprentice(rows: Mapping[str, Mapping], weighting: str) -> dict[str, dict]:
+    """{"<method>@<weighting>": {"NDS_gain", "gap_closed", "beyond_seed_spread", "mAP_gain"}} of a
+    weighting's rows against their apprentice (empty without one)."""
+    if "apprentice" not in rows:
+        return {}
+    keys = ("NDS_gain", "gap_closed", "beyond_seed_spread")
+    gains = {}
+    for name, summary in rows.items():
+        if name not in ("expert", "apprentice"):
+            values = gain_and_gap(summary, rows["apprentice"], rows["expert"])
+            gain = dict(zip(keys, values, strict=True))
+            gain["mAP_gain"] = summary["mAP_mean"] - rows["apprentice"]["mAP_mean"]
+            gains[f"{name}@{weighting}"] = gain
+    return gains
+
+
 def paired_difference(method: Mapping, baseline: Mapping, confidence: float = 0.95) -> dict | None:
     """NDS of `method` minus `baseline`, seed by seed over the seeds both have (runs of one seed share the
     data order and the random draws, so the per-seed difference removes most of the seed's own effect).
