@@ -258,9 +258,15 @@ def ship_to_zoo(out: Path, plan: dict, zoo: Path) -> list[Path]:
             f"(SyntheticConfig(version='{plan['version']}', scenes={plan['scenes']}, val_scenes="
             f"{plan['val_scenes']}, samples_per_scene={plan['samples']}, seed=1000))",
         ]
+        samples = plan["val_scenes"] * plan["samples"]
+        val = f"{plan['val_scenes']} scene layouts it never trained on, {samples} samples"
+        notes.append(f"Metrics: the study's val split ({val})")
         if method != "apprentice":
-            notes.append(f"Distilled from `{plan['expert']}` with {method} (stage-calibrated weights, "
-                         "OUT/calibration/fd3d.json)")  # fmt: skip
+            scales = json.loads((out / "calibration" / f"{method}.json").read_text())["stage_scales"]
+            shown = ", ".join(f"{stage.upper()} {scale:.3g}" for stage, scale in sorted(scales.items()))
+            notes.append(f"Distilled from `{plan['expert']}` with {method}, stage-calibrated weights "
+                         f"(DISTILL.STAGE_SCALE {shown}: each stage's terms at half the detection "
+                         "gradient)")  # fmt: skip
         target = zoo / folder_name
         save_pretrained(model, cfg, target, metrics=run["metrics"], eval_dataset=STUDY_DATA, notes=notes,
                         method=method if method != "apprentice" else None,

@@ -92,7 +92,7 @@ def model_card(
         lines.append("Not evaluated.")
     else:
         lines += [
-            f"Measured on {eval_dataset} with the official nuScenes detection metrics (devkit 0-1 scale; "
+            f"Measured on {eval_dataset}, with the official nuScenes detection metrics (devkit 0-1 scale; "
             "NDS and mAP: higher is better, the TP errors: lower is better):",
             "",
             "| " + " | ".join(metrics) + " |",

@@ -18,7 +18,11 @@ from fd3d.integrity import sha256_of
 
 ZOO = Path(__file__).resolve().parents[3] / "projects" / "BEVFormer" / "zoo"
 ENTRIES = ("cpu_apprentice_bev50", "cpu_apprentice_bev50_fd3d")
-# measured on this unseen data (seed 2027, 4 val scenes x 8 keyframes): see MARGIN's comment below
+# data of a seed neither model saw (the study's is 1000): 4 val scenes x 8 keyframes
+# Measured on this data: apprentice alone NDS 0.2287 / mAP 0.1720, FD3D 0.2953 / 0.2471 (+0.067 NDS). The
+# weights and the data are fixed, so the scores are too; the bounds leave room for other torch builds.
+MIN_ALONE_NDS = 0.20  # blank images score ~0.10: the apprentice alone detects
+MARGIN = 0.03  # NDS the FD3D apprentice must be ahead by
 UNSEEN = {"version": "v1.0-trainval", "scenes": 1, "val_scenes": 4, "samples_per_scene": 8, "seed": 2027}
 
 
