@@ -5,7 +5,7 @@ devkit's 0-1 scale, and per-class AP) next to the devkit's own metrics_summary.j
 
 Example:
     python tools/evaluate.py --dataroot work/demo/data --version v1.0-trainval --eval-set val \\
-        --results work/demo/fd3d/eval_final/results_nusc.json --out work/demo/eval_again
+        --results work/demo/live/fd3d/eval_final/results_nusc.json --out work/demo/eval_again
 
 (`make demo` writes the data and each model's results_nusc.json used here.)
 """

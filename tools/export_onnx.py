@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Export a model folder (any registered detector) to ONNX; optionally check it against PyTorch.
 
-    python tools/export_onnx.py --model work/demo/fd3d/model --out work/demo/fd3d.onnx
-    python tools/export_onnx.py --model work/demo/fd3d/model --out work/demo/fd3d.onnx --check \\
+    python tools/export_onnx.py --model work/demo/live/fd3d/model --out work/demo/fd3d.onnx
+    python tools/export_onnx.py --model work/demo/live/fd3d/model --out work/demo/fd3d.onnx --check \\
         --dataroot work/demo/data --version v1.0-trainval --split val
 
 The graph is one frame at batch 1. Inputs: `images` (1, Ncam, 3, H, W) uint8 RGB at the model's input
