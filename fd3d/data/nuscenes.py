@@ -160,7 +160,7 @@ class NuScenesReader:
                 with Image.open(path) as pil:
                     stored = pil.size
             except (UnidentifiedImageError, OSError) as error:
-                raise DatasetError(f"corrupt image {path}: {error}") from error
+                raise DatasetError(f"corrupt image {sample_data['filename']}: {error}") from error
             if stored != (sample_data["width"], sample_data["height"]):
                 raise DatasetError(
                     f"image {path} is {stored[0]}x{stored[1]} (width x height) but its sample_data "

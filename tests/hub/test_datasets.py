@@ -19,7 +19,7 @@ def test_uploaded_shards_are_the_local_files(hub_server, mini_shards):
     assert {path: blob.data for path, blob in stored.items() if path.endswith(".parquet")} == local
     assert all(stored[path].lfs for path in local)
     listed = HfApi().list_repo_files(repo_id, repo_type="dataset")
-    assert sorted(listed) == sorted([".gitattributes", *local])
+    assert sorted(listed) == sorted([".gitattributes", "data/manifest.json", *local])
 
 
 def test_dataset_repo_streams_the_rows_of_the_local_shards(hub_dataset_repo, mini_shards):
