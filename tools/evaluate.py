@@ -20,7 +20,6 @@ from fd3d.evaluation.nuscenes_eval import (
     SubmissionError,
     evaluate_submission,
     format_metrics,
-    read_submission,
 )
 
 
@@ -39,12 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    try:  # the results file first: a bad one is named before the tables are loaded
-        read_submission(args.results)
+    reader = NuScenesReader(args.dataroot, args.version)
+    try:  # the results file is checked before the devkit sees it
+        metrics = evaluate_submission(reader, args.results, args.eval_set, args.out, args.render_curves)
     except SubmissionError as error:
         raise SystemExit(f"error: {error}") from error
-    reader = NuScenesReader(args.dataroot, args.version)
-    metrics = evaluate_submission(reader, args.results, args.eval_set, args.out, args.render_curves)
     print(format_metrics(metrics))
     print(f"wrote {args.out}/metrics.json")
     return metrics

@@ -144,7 +144,7 @@ class SubmissionError(ValueError):
 
 
 def read_submission(path: str | os.PathLike) -> dict:
-    """The parsed results file, checked (`check_submission_boxes`) before the devkit sees it."""
+    """The parsed results file, or a SubmissionError naming it (its boxes are checked by `_score`)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -156,7 +156,6 @@ def read_submission(path: str | os.PathLike) -> dict:
         submission = json.loads(text)
     except json.JSONDecodeError as error:
         raise SubmissionError(f"results file {path} is not JSON ({error})") from error
-    check_submission_boxes(submission, path)
     return submission
 
 
