@@ -166,25 +166,18 @@ def check_finite_inputs(batch: dict, step: int, accelerator: Accelerator, output
     )
 
 
-def non_finite_inputs(batch: dict, prefix: str = "") -> list[str]:
-    """Names of the batch's floating-point tensors (queue frames included) holding NaN or inf."""
-    found = []
-    for key, value in batch.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
-            found.append(prefix + key)
-        elif isinstance(value, dict):
-            found += non_finite_inputs(value, f"{prefix}{key}.")
-        elif isinstance(value, (list, tuple)):
-            for index, item in enumerate(value):
-                if isinstance(item, dict):
-                    found += non_finite_inputs(item, f"{prefix}{key}[{index}].")
-                elif (
-                    isinstance(item, torch.Tensor)
-                    and item.is_floating_point()
-                    and not torch.isfinite(item).all()
-                ):
-                    found.append(f"{prefix}{key}[{index}]")
-    return found
+def non_finite_inputs(value: object, name: str = "") -> list[str]:
+    """Names of the floating-point tensors in a batch (nested dicts and lists, the queue's frames
+    included) that hold NaN or inf: `lidar2img`, `gt_boxes[0]`, `queue[0].lidar2img`."""
+    if isinstance(value, torch.Tensor):
+        return [name] if value.is_floating_point() and not torch.isfinite(value).all() else []
+    if isinstance(value, dict):
+        items = [(f"{name}.{key}" if name else str(key), item) for key, item in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(f"{name}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        return []
+    return [found for child, item in items for found in non_finite_inputs(item, child)]
 
 
 def _safe_checkpoint_note(output_dir: str, max_step: int) -> str:
