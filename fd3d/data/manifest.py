@@ -8,6 +8,7 @@ streams silently, and a truncated shard fails deep inside pyarrow without its na
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -86,7 +87,20 @@ def check_shard_files(
 def check_local_split(root: str | os.PathLike, split: str, files: Sequence[str]) -> None:
     """A local export's shard files of a split against its manifest, sha256 included."""
     entries = split_entries(local_manifest(root), split, f"the manifest of {root}")
-    check_shard_files(files, entries, split, {file: sha256_of(file) for file in files})
+    check_shard_files(files, entries, split, {file: shard_digest(file) for file in files})
+
+
+def shard_digest(path: str) -> str:
+    """sha256 of a shard, computed once per process for each (path, size, mtime): a training run builds
+    its streams several times (the checks before step 1, training, every evaluation), and a rewritten
+    shard has a new size or mtime."""
+    stat = os.stat(path)
+    return _digest(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_of(path)
 
 
 def split_tokens(entries: dict[str, dict]) -> list[str]:
