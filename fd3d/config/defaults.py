@@ -71,6 +71,10 @@ _C.INPUT = CN()
 _C.INPUT.IMAGE_SIZE = [900, 1600]
 # Channel order the backbone reads (detectron2's INPUT.FORMAT): "RGB" or "BGR" (mmdet caffe-style).
 _C.INPUT.FORMAT = "RGB"
+# How images of another size are resized, by the data loader and by the model (fd3d.data.resize):
+# "antialias" (fd3d's) or "cv2_bilinear" (mmcv.imresize, the official pipelines'; converted official
+# checkpoints get it).
+_C.INPUT.RESIZE = "antialias"
 # Zero-pad the normalised images at the bottom and right to a multiple of this (0: no padding). The
 # official models pad to 32 and divide projected pixels by the padded size, which is where the features
 # lie, so fd3d does the same whenever it pads.
@@ -213,3 +217,11 @@ _C.TEST = CN()
 # Evaluate every EVAL_PERIOD steps (0: only at the end).
 _C.TEST.EVAL_PERIOD = 0
 _C.TEST.IMS_PER_BATCH = 1
+# How a temporal detector (BEVFormer with QUEUE_LENGTH > 0) gets its history at evaluation:
+# "queue": the QUEUE_LENGTH previous keyframes are encoded again for every sample (how fd3d's models
+#   train; any sample order, IMS_PER_BATCH samples at a time);
+# "scene": the official test protocol (BEVFormer's forward_test): each frame is encoded once and its BEV
+#   carried to the scene's next frame, reset on a new scene; whole scenes per process, one frame at a
+#   time. Converted official checkpoints get "scene".
+# "" (default): the model's own, from the config it was saved with ("queue" where that says nothing).
+_C.TEST.TEMPORAL_PROTOCOL = ""

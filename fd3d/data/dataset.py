@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from fd3d.data.classes import DETECTION_CLASSES
 from fd3d.data.nuscenes import NuScenesReader, decode_row
+from fd3d.data.resize import check_resize_mode
 
 # Per-sample entries with the same shape in every sample of a batch; everything else stays a list.
 STACKED_KEYS = (
@@ -27,12 +28,19 @@ STACKED_KEYS = (
 )
 
 
+# float64 entries kept so: absolute global positions, whose frame-to-frame differences (the official CAN-bus
+# deltas) lose centimetres in float32 a few kilometres from the map origin
+FLOAT64_KEYS = ("can_bus",)
+
+
 def to_tensors(sample: dict) -> dict:
     """numpy → torch; images become (Ncam, 3, H, W) uint8 (models normalise them themselves)."""
     out = {}
     for key, value in sample.items():
         if key == "images":
             out[key] = torch.from_numpy(np.ascontiguousarray(value.transpose(0, 3, 1, 2)))
+        elif key in FLOAT64_KEYS:
+            out[key] = torch.from_numpy(np.asarray(value, dtype=np.float64))
         elif isinstance(value, np.ndarray):
             out[key] = torch.from_numpy(value.astype(np.float32) if value.dtype == np.float64 else value)
         elif isinstance(value, bool):
@@ -64,7 +72,8 @@ def history_tokens(token: str, prev_of: Callable[[str], str], length: int) -> li
 class NuScenesDataset(Dataset):
     """Samples of one split, decoded at the model's resolution and point-cloud range.
 
-    `queue_length` > 0 adds `queue`: that many previous keyframes of the same scene, oldest first (what
+    Images are resized to `image_size` by `resize` (`fd3d.data.resize`). `queue_length` > 0
+    adds `queue`: that many previous keyframes of the same scene, oldest first (what
     BEVFormer's temporal self-attention consumes). Near the start of a scene the scene's first frame (whose
     `prev_exists` is False) is repeated; on the first frame itself the queue repeats it.
     """
@@ -78,8 +87,10 @@ class NuScenesDataset(Dataset):
         pc_range: Sequence[float] | None = None,
         classes: Sequence[str] = DETECTION_CLASSES,
         queue_length: int = 0,
+        resize: str = "antialias",
     ) -> None:
         self.reader = NuScenesReader(dataroot, version)
+        self.resize = check_resize_mode(resize)
         self.tokens = self.reader.sample_tokens(split)
         if not self.tokens:
             raise ValueError(f"split {split!r} has no samples in {dataroot} ({version})")
@@ -92,7 +103,9 @@ class NuScenesDataset(Dataset):
         return len(self.tokens)
 
     def _load(self, token: str) -> dict:
-        return decode_row(self.reader.read_row(token), self.image_size, self.pc_range, self.classes)
+        return decode_row(
+            self.reader.read_row(token), self.image_size, self.pc_range, self.classes, self.resize
+        )
 
     def __getitem__(self, index: int) -> dict:
         token = self.tokens[index]

@@ -24,6 +24,7 @@ from pyquaternion import Quaternion
 from fd3d.data.can_bus import can_bus_from_pose
 from fd3d.data.classes import DETECTION_CLASSES
 from fd3d.data.geometry import pose_matrix
+from fd3d.data.resize import check_resize_mode, resize_image
 from fd3d.data.rig import CAMERA_NAMES, LIDAR_NAME
 from fd3d.data.schema import TABLE_NAMES, VERSIONS
 
@@ -234,16 +235,18 @@ class NuScenesReader:
         }
 
 
-def _decode_image(image: dict, size_hw: tuple[int, int] | None) -> tuple[np.ndarray, float, float]:
-    """RGB array of an encoded image, resized to `size_hw`; returns the x and y scale factors too."""
+def _decode_image(
+    image: dict, size_hw: tuple[int, int] | None, resize: str = "antialias"
+) -> tuple[np.ndarray, float, float]:
+    """RGB array of an encoded image, resized to `size_hw` (`fd3d.data.resize`); its x and y scale factors."""
     try:
         with Image.open(io.BytesIO(image["bytes"])) as pil:
             pil = pil.convert("RGB")
             scale_x = scale_y = 1.0
-            if size_hw is not None and (pil.height, pil.width) != tuple(size_hw):
-                scale_x, scale_y = size_hw[1] / pil.width, size_hw[0] / pil.height
-                pil = pil.resize((size_hw[1], size_hw[0]), Image.BILINEAR)
-            return np.asarray(pil), scale_x, scale_y
+            if size_hw is None or (pil.height, pil.width) == tuple(size_hw):
+                return np.asarray(pil), scale_x, scale_y
+            scale_x, scale_y = size_hw[1] / pil.width, size_hw[0] / pil.height
+            return resize_image(pil, size_hw, resize), scale_x, scale_y
     except (UnidentifiedImageError, OSError) as error:
         raise DatasetError(f"corrupt image {image['path']}: {error}") from error
 
@@ -253,14 +256,17 @@ def decode_row(
     image_size: tuple[int, int] | None = None,
     pc_range: Sequence[float] | None = None,
     classes: Sequence[str] = DETECTION_CLASSES,
+    resize: str = "antialias",
 ) -> dict:
     """Model-ready arrays of one row.
 
-    Images are resized to `image_size` (H, W) with the intrinsics scaled to match; ground truth keeps the
+    Images are resized to `image_size` (H, W) by `resize` (`fd3d.data.resize`) with the intrinsics scaled to
+    match; ground truth keeps the
     `classes` (labels index into it) whose centre lies inside `pc_range` [x0, y0, z0, x1, y1, z1].
     `lidar2img` maps homogeneous LiDAR points to pixels * depth: K · cam←ego(t_cam) · ego←global · lidar pose.
     """
-    decoded = [_decode_image(image, image_size) for image in row["images"]]
+    check_resize_mode(resize)
+    decoded = [_decode_image(image, image_size, resize) for image in row["images"]]
     images = np.stack([d[0] for d in decoded])  # (Ncam, H, W, 3) uint8
     intrinsics = np.asarray(row["cam_intrinsics"], dtype=np.float64).copy()
     for k, (_, scale_x, scale_y) in enumerate(decoded):

@@ -41,6 +41,7 @@ from fd3d.data.manifest import (
     split_tokens,
 )
 from fd3d.data.nuscenes import decode_row
+from fd3d.data.resize import check_resize_mode
 
 HUB_PREFIX = "hf://datasets/"
 
@@ -144,6 +145,7 @@ class SceneStream(IterableDataset):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        resize: str = "antialias",
     ) -> None:
         if not files:
             raise ValueError("SceneStream needs at least one shard")
@@ -153,6 +155,7 @@ class SceneStream(IterableDataset):
         self.image_size, self.pc_range, self.classes = image_size, pc_range, tuple(classes)
         self.queue_length, self.shuffle, self.seed = queue_length, shuffle, seed
         self.rank, self.world_size = rank, world_size
+        self.resize = check_resize_mode(resize)
         self.epoch, self.skip_batches, self.batch_size = 0, 0, 1
 
     # ------------------------------------------------------------------ order
@@ -205,7 +208,8 @@ class SceneStream(IterableDataset):
 
     # ------------------------------------------------------------------ samples
     def _sample(self, row: dict, rows: dict[str, dict]) -> dict:
-        decode = {"image_size": self.image_size, "pc_range": self.pc_range, "classes": self.classes}
+        decode = {"image_size": self.image_size, "pc_range": self.pc_range, "classes": self.classes,
+                  "resize": self.resize}  # fmt: skip
         sample = decode_row(row, **decode)
         if self.queue_length:
             previous = history_tokens(row["sample_token"], lambda t: rows[t]["prev_token"], self.queue_length)

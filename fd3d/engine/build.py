@@ -49,6 +49,7 @@ def build_dataset(
             seed=cfg.SEED,
             rank=rank,
             world_size=world_size,
+            resize=cfg.INPUT.RESIZE,
         )
     return NuScenesDataset(
         cfg.DATASETS.DATAROOT,
@@ -58,6 +59,7 @@ def build_dataset(
         pc_range=cfg.MODEL.POINT_CLOUD_RANGE,
         classes=cfg.DATASETS.CLASSES,
         queue_length=queue_length,
+        resize=cfg.INPUT.RESIZE,
     )
 
 

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from fd3d.data.nuscenes import NuScenesReader
 from fd3d.data.stream import SceneStream
 from fd3d.evaluation.nuscenes_eval import Detections, evaluate_detections, format_metrics
+from fd3d.evaluation.scene_protocol import predict_scenes
 from fd3d.modeling.evaluating import evaluating
 
 BOX_FIELDS = 9
@@ -38,15 +39,23 @@ def unpack_predictions(packed: Tensor) -> Detections:
     return Detections(rows[:, :BOX_FIELDS], rows[:, BOX_FIELDS], rows[:, BOX_FIELDS + 1].astype(int))
 
 
-def _predict_stream(detector: nn.Module, loader, accelerator: Accelerator) -> dict[str, Detections] | None:
-    """A `SceneStream` (each process reads its own scenes, in counts that differ): predict locally, then
-    gather everything in one collective call, so no process waits on a batch another never reads."""
-    local = {}
+def _predict_stream(
+    detector: nn.Module, loader, accelerator: Accelerator, scene_protocol: bool
+) -> dict[str, Detections] | None:
+    """Each process reads its own whole scenes, in counts that differ (a `SceneStream`, or any split under
+    the scene protocol): predict locally, then gather everything in one collective call, so no process
+    waits on a batch another never reads. With `scene_protocol` each scene's BEV is carried frame to frame
+    (`fd3d.evaluation.scene_protocol`)."""
     progress = tqdm(loader, desc="evaluate", disable=not accelerator.is_main_process, leave=False)
-    for batch in progress:
-        predictions = detector(send_to_device(batch, accelerator.device))
-        rows = pack_predictions(predictions, detector.max_detections)
-        local.update(zip(batch["sample_token"], rows, strict=True))
+    if scene_protocol:
+        predicted = predict_scenes(detector, progress, accelerator.device)
+        local = {token: pack_predictions([p], detector.max_detections)[0] for token, p in predicted.items()}
+    else:
+        local = {}
+        for batch in progress:
+            predictions = detector(send_to_device(batch, accelerator.device))
+            rows = pack_predictions(predictions, detector.max_detections)
+            local.update(zip(batch["sample_token"], rows, strict=True))
     gathered = gather_object([local])
     if not accelerator.is_main_process:
         return None
@@ -60,21 +69,27 @@ def evaluate(
     cfg: CfgNode,
     out_dir: str | Path,
     reader: NuScenesReader | None = None,
+    scene_protocol: bool = False,
 ) -> dict | None:
     """Predict the test split on every process, gather, and score on the main process.
 
     Writes `out_dir/metrics.json` (and the devkit's files) and returns the metrics there; None elsewhere.
-    A streamed split (`SceneStream`) is scored with `reader`'s tables (DATASETS.DATAROOT).
+    A streamed split (`SceneStream`) is scored with `reader`'s tables (DATASETS.DATAROOT). With
+    `scene_protocol` the loader is `fd3d.evaluation.scene_protocol.scene_loader`'s (whole scenes per
+    process, frames in time order, not prepared by accelerate).
     """
-    if isinstance(loader.dataset, SceneStream):
+    if scene_protocol or isinstance(loader.dataset, SceneStream):
         with evaluating(detector):
-            detections = _predict_stream(detector, loader, accelerator)
+            detections = _predict_stream(detector, loader, accelerator, scene_protocol)
         if detections is None:
             return None
+        reader = reader if reader is not None else loader.dataset.reader
         expected = reader.sample_tokens(cfg.DATASETS.TEST_SPLIT)
         missing = len(set(expected) - set(detections))
         if missing:
-            raise RuntimeError(f"the stream left out {missing} of the {len(expected)} samples of the split")
+            raise RuntimeError(
+                f"the evaluation left out {missing} of the {len(expected)} samples of the split"
+            )
         metrics = evaluate_detections(
             reader, detections, cfg.DATASETS.TEST_SPLIT, Path(out_dir), cfg.DATASETS.CLASSES
         )

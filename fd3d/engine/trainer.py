@@ -40,6 +40,7 @@ from fd3d.engine.checkpoint import (
 from fd3d.engine.evaluator import evaluate, publish_metrics
 from fd3d.engine.optim import build_optimizer, build_phase_optimizer, build_scheduler
 from fd3d.engine.run_config import check_resume_config, record_run_config
+from fd3d.evaluation.scene_protocol import scene_loader, uses_scene_protocol
 from fd3d.hub import WEIGHTS_NAME, from_pretrained, load_pretrained_config, load_weights_into, save_pretrained
 from fd3d.modeling.trainable import TrainingPhase
 
@@ -191,22 +192,30 @@ def _safe_checkpoint_note(output_dir: str, max_step: int) -> str:
 
 
 def _evaluate_into(detector, cfg: CfgNode, accelerator: Accelerator, name: str) -> dict | None:
+    """Score `detector` on DATASETS.TEST_SPLIT into OUTPUT_DIR/name, with TEST.TEMPORAL_PROTOCOL: a
+    temporal detector under "scene" reads single frames, each scene whole on one process in time order."""
+    scene_protocol = uses_scene_protocol(detector, cfg.TEST.TEMPORAL_PROTOCOL)
     dataset = build_dataset(
         cfg,
         cfg.DATASETS.TEST_SPLIT,
         tuple(cfg.INPUT.IMAGE_SIZE),
-        detector.queue_length,
+        0 if scene_protocol else detector.queue_length,
         rank=accelerator.process_index,
         world_size=accelerator.num_processes,
     )
-    loader = build_loader(dataset, cfg.TEST.IMS_PER_BATCH, False, cfg.DATALOADER.NUM_WORKERS)
     reader = None
     if isinstance(dataset, SceneStream):  # scored with the dataroot's tables (no images needed there)
         reader = NuScenesReader(cfg.DATASETS.DATAROOT, cfg.DATASETS.VERSION)
+    if scene_protocol:
+        loader = scene_loader(
+            dataset, cfg.DATALOADER.NUM_WORKERS, accelerator.process_index, accelerator.num_processes
+        )
     else:
-        loader = accelerator.prepare(loader)
+        loader = build_loader(dataset, cfg.TEST.IMS_PER_BATCH, False, cfg.DATALOADER.NUM_WORKERS)
+        if not isinstance(dataset, SceneStream):
+            loader = accelerator.prepare(loader)
     out = Path(cfg.OUTPUT_DIR)
-    metrics = evaluate(detector, loader, accelerator, cfg, out / name, reader)
+    metrics = evaluate(detector, loader, accelerator, cfg, out / name, reader, scene_protocol)
     if metrics is not None:
         publish_metrics(metrics, out / name, out)
     accelerator.wait_for_everyone()
@@ -538,11 +547,12 @@ def evaluate_only(cfg: CfgNode) -> dict | None:
     check_writable(cfg.OUTPUT_DIR)  # before the whole split is predicted, not after
     accelerator = make_accelerator(cfg)
     detector = from_pretrained(cfg.MODEL.WEIGHTS).to(accelerator.device)
-    model_image_size = tuple(detector.image_size)
-    if model_image_size != tuple(cfg.INPUT.IMAGE_SIZE):
+    # the data is decoded as the model was built to read it: its image size and resize filter
+    model_input = (list(detector.image_size), detector.resize_mode)
+    if model_input != (list(cfg.INPUT.IMAGE_SIZE), cfg.INPUT.RESIZE):
         cfg = cfg.clone()
         cfg.defrost()
-        cfg.INPUT.IMAGE_SIZE = list(model_image_size)
+        cfg.INPUT.IMAGE_SIZE, cfg.INPUT.RESIZE = model_input
         cfg.freeze()
     metrics = _evaluate_into(detector, cfg, accelerator, "eval")
     accelerator.end_training()

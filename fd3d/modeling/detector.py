@@ -19,7 +19,9 @@ three public steps, so a distiller can take the features without running the det
 4. `queue_length`: how many previous keyframes the detector wants in `batch["queue"]` (data loaders
    read it; 0 for single-frame detectors). A temporal detector with a BEV also takes the history as
    state instead: `batch["prev_bev"]`, the `bev` it returned for the previous frame `(B, C, H, W)`,
-   with `curr2prev_lidar` and `prev_exists` (streaming inference, `fd3d.deploy`).
+   with `curr2prev_lidar` and `prev_exists` (streaming inference, `fd3d.deploy`); `next_state(features,
+   batch)` names those entries for the next frame (the official test protocol,
+   `fd3d.evaluation.scene_protocol`).
 
 `forward(batch)` chains them: a loss dict in training mode, predictions in eval mode (Detectron2's
 convention). The batch is `fd3d.data.collate_samples` output: `images (B, Ncam, 3, H, W)` uint8 RGB (or
@@ -37,6 +39,7 @@ import torch.nn.functional as F
 from fvcore.common.config import CfgNode
 from torch import Tensor, nn
 
+from fd3d.data.resize import check_resize_mode
 from fd3d.modeling.backbone import build_resnet_backbone, normalize_images
 from fd3d.modeling.box_coder import decode_topk
 from fd3d.modeling.fpn import FPN
@@ -47,13 +50,16 @@ from fd3d.modeling.trainable import TrainableModel
 INPUT_FORMATS = ("RGB", "BGR")
 
 
-def resize_inputs(images: Tensor, lidar2img: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
-    """Resize (B, Ncam, 3, H, W) float images to `size` and scale lidar2img's pixel rows to match."""
+def resize_inputs(
+    images: Tensor, lidar2img: Tensor, size: tuple[int, int], antialias: bool = True
+) -> tuple[Tensor, Tensor]:
+    """Resize (B, Ncam, 3, H, W) float images to `size` and scale lidar2img's pixel rows to match;
+    without `antialias`, bilinear at half-pixel centres (OpenCV's INTER_LINEAR, mmcv.imresize)."""
     batch, cams, _, height, width = images.shape
     if (height, width) == tuple(size):
         return images, lidar2img
     resized = F.interpolate(
-        images.flatten(0, 1), size=tuple(size), mode="bilinear", align_corners=False, antialias=True
+        images.flatten(0, 1), size=tuple(size), mode="bilinear", align_corners=False, antialias=antialias
     ).unflatten(0, (batch, cams))
     scale = torch.ones(4, dtype=lidar2img.dtype, device=lidar2img.device)
     scale[0], scale[1] = size[1] / width, size[0] / height
@@ -82,6 +88,7 @@ class Camera3DDetector(nn.Module, TrainableModel, ABC):
         if cfg.INPUT.FORMAT not in INPUT_FORMATS:
             raise ValueError(f"INPUT.FORMAT must be one of {INPUT_FORMATS}, got {cfg.INPUT.FORMAT!r}")
         self.input_format = cfg.INPUT.FORMAT
+        self.resize_mode = check_resize_mode(cfg.INPUT.RESIZE)
         if cfg.INPUT.SIZE_DIVISIBILITY < 0:
             raise ValueError(f"INPUT.SIZE_DIVISIBILITY must be >= 0, got {cfg.INPUT.SIZE_DIVISIBILITY}")
         self.size_divisibility = int(cfg.INPUT.SIZE_DIVISIBILITY)
@@ -119,6 +126,9 @@ class Camera3DDetector(nn.Module, TrainableModel, ABC):
         # previous keyframes the model reads from `batch["queue"]`; temporal detectors raise it
         self.queue_length = 0
         self.post_center_range = list(head.POST_CENTER_RANGE)
+        # the evaluation protocol of a temporal detector its config names ("" = fd3d's "queue"), what
+        # `--eval-only` uses unless its own config names one (`fd3d.evaluation.scene_protocol`)
+        self.temporal_protocol = str(cfg.TEST.TEMPORAL_PROTOCOL)
 
     def normalized_images(self, batch: dict) -> Tensor:
         """(B, Ncam, 3, H, W) float network input: uint8 RGB `images` normalised in INPUT.FORMAT's order.
@@ -148,7 +158,7 @@ class Camera3DDetector(nn.Module, TrainableModel, ABC):
         """
         images = self.normalized_images(batch)
         lidar2img = batch["lidar2img"].to(images.dtype)
-        images, lidar2img = resize_inputs(images, lidar2img, self.image_size)
+        images, lidar2img = resize_inputs(images, lidar2img, self.image_size, self.resize_mode == "antialias")
         images = pad_to_multiple(images, self.size_divisibility)
         batch_size, cams = images.shape[:2]
         levels = self.neck(self.backbone(images.flatten(0, 1)))
@@ -182,6 +192,11 @@ class Camera3DDetector(nn.Module, TrainableModel, ABC):
                 }
             )
         return predictions
+
+    def next_state(self, features: DetectorFeatures, batch: dict) -> dict | None:
+        """What this frame hands to the next frame of its scene under the official test protocol
+        (`fd3d.evaluation.scene_protocol`), as batch entries; None: the detector keeps no history."""
+        return None
 
     def forward(self, batch: dict) -> dict[str, Tensor] | list[dict[str, Tensor]]:
         outputs = self.forward_head(self.extract_features(batch), batch)

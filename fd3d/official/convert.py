@@ -99,6 +99,7 @@ def fill_input_config(
         raise OfficialConfigError("the config has no img_norm_cfg (mean, std, to_rgb)")
     # mmcv loads images as BGR; to_rgb=False leaves them so, and mean/std are in that order
     cfg.INPUT.FORMAT = "RGB" if norm.get("to_rgb", True) else "BGR"
+    cfg.INPUT.RESIZE = "cv2_bilinear"  # the pipelines resize with mmcv.imresize (cv2, no antialiasing)
     cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD = (
         [float(v) for v in norm["mean"]],
         [float(v) for v in norm["std"]],

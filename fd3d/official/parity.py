@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from fd3d.data.can_bus import relative_can_bus
+from fd3d.evaluation.scene_protocol import stream_frame
 from fd3d.official.convert import COS, SIN
 
 FLOAT_OUTPUTS = (
@@ -134,7 +135,7 @@ def run_frames(model: torch.nn.Module, inputs: dict, from_raw: bool = False) -> 
     if from_raw and "img_raw" not in inputs:
         raise KeyError("--from-raw needs `img_raw` in the inputs file")
     temporal = int(model.queue_length) > 0
-    previous: dict | None = None  # the last frame's scene, BEV and CAN bus
+    scene, state = None, None  # the last frame's scene and what it handed on (`stream_frame`)
     frames = []
     for index, meta in enumerate(inputs["img_metas"]):
         batch: dict = {"lidar2img": torch.as_tensor(meta["lidar2img"]).float()[None]}
@@ -145,24 +146,16 @@ def run_frames(model: torch.nn.Module, inputs: dict, from_raw: bool = False) -> 
             batch["normalized_images"] = network_input(inputs["img"][index].float(), model.image_size)
         if meta.get("can_bus") is not None:  # absolute; float64 so that deltas of global positions are exact
             batch["can_bus"] = torch.as_tensor(meta["can_bus"], dtype=torch.float64).view(1, -1)
-        has_prev = temporal and previous is not None and previous["scene"] == meta.get("scene_token")
-        if has_prev:
-            batch.update(prev_bev=previous["bev"], prev_can_bus=previous["can_bus"])
-            batch["prev_exists"] = torch.ones(1, dtype=torch.bool)
-        features = model.extract_features(batch)
-        head = model.forward_head(features, batch)
+        previous = state if temporal and scene == meta.get("scene_token") else None
+        features, head, state = stream_frame(model, batch, previous)
+        scene = meta.get("scene_token")
         prediction = model.predict(head)[0]
         frame = to_official_frame(features.pv, head.cls_logits, head.box_code, prediction, features.bev)
         if temporal:
-            frame["prev_bev_in"] = bev_embed(previous["bev"]) if has_prev else None
+            frame["prev_bev_in"] = bev_embed(previous["prev_bev"]) if previous is not None else None
             if "can_bus" in batch:  # what the model saw: the change since the previous frame
-                prev_can_bus = previous["can_bus"] if has_prev else None
-                used = relative_can_bus(batch["can_bus"], prev_can_bus, torch.tensor([has_prev]))
+                prev_can_bus = previous["prev_can_bus"] if previous is not None else None
+                used = relative_can_bus(batch["can_bus"], prev_can_bus, torch.tensor([previous is not None]))
                 frame["can_bus_used"] = used[0]
-            previous = {
-                "scene": meta.get("scene_token"),
-                "bev": features.bev,
-                "can_bus": batch.get("can_bus"),
-            }
         frames.append(frame)
     return frames

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from fd3d.config import load_config
 from fd3d.data.can_bus import relative_can_bus
-from fd3d.hub import from_pretrained
+from fd3d.engine.trainer import evaluate_only
+from fd3d.hub import from_pretrained, load_pretrained_config
 from fd3d.official.parity import run_frames
 from tools.check_official_parity import main as check
 from tools.convert_official_checkpoint import main as convert
@@ -71,6 +73,35 @@ def test_converted_config_carries_the_official_mechanisms(converted):
     # official pillar heights: linspace(0.5, Z - 0.5, 4) of the 8 m range from z0 = -5
     heights = bev.pillars[0, :, 2]
     torch.testing.assert_close(heights, torch.tensor([-4.5, -13 / 6, 1 / 6, 2.5]), atol=1e-6, rtol=0)
+
+
+def test_converted_model_evaluates_with_the_official_temporal_protocol(
+    converted, mini_dataroot, tmp_path, monkeypatch
+):
+    """`--eval-only` on a converted checkpoint steps each scene with one BEV carried (TEST.TEMPORAL_PROTOCOL
+    "scene", set by the converter): the BEV encoder runs once per sample, not QUEUE_LENGTH + 1 times."""
+    cfg, folder = load_pretrained_config(str(converted))
+    assert cfg.TEST.TEMPORAL_PROTOCOL == "scene" and cfg.MODEL.BEVFORMER.QUEUE_LENGTH > 0
+    assert cfg.INPUT.RESIZE == "cv2_bilinear"  # the official pipeline's mmcv.imresize
+    encoder, encodings = type(from_pretrained(str(converted)).encoder), []
+    forward = encoder.forward
+    monkeypatch.setattr(
+        encoder, "forward", lambda self, *a, **k: encodings.append(1) or forward(self, *a, **k)
+    )
+    overrides = [
+        "MODEL.WEIGHTS",
+        str(converted),
+        "DATASETS.DATAROOT",
+        str(mini_dataroot),
+        "DATASETS.VERSION",
+        "v1.0-mini",
+        "DATASETS.TEST_SPLIT",
+        "mini_val",
+        "OUTPUT_DIR",
+        str(tmp_path / "eval"),
+    ]
+    metrics = evaluate_only(load_config(None, overrides))
+    assert 0.0 <= metrics["NDS"] <= 1.0 and len(encodings) == 6  # mini_val: 2 scenes x 3 keyframes
 
 
 def test_both_frames_match_the_official_outputs_with_the_bev_chained(converted, official):

@@ -100,6 +100,16 @@ class BEVFormer(Camera3DDetector):
         bev_map = bev.transpose(1, 2).reshape(bev.shape[0], -1, enc.bev_h, enc.bev_w)
         return DetectorFeatures(pv, self.pv_strides, geometry, bev=bev_map, bev_extent=enc.extent)
 
+    def next_state(self, features: DetectorFeatures, batch: dict) -> dict | None:
+        """The BEV as the next frame's `prev_bev` and, for CAN-bus models, this frame's absolute CAN bus as
+        its `prev_can_bus` (the official forward_test's prev_frame_info)."""
+        if not self.queue_length:
+            return None
+        state = {"prev_bev": features.bev}
+        if "can_bus" in batch:
+            state["prev_can_bus"] = batch["can_bus"]
+        return state
+
     def forward_head(self, features: DetectorFeatures, batch: dict) -> HeadOutputs:
         bev = features.bev.flatten(2).transpose(1, 2)  # (B, H*W, C)
         context = {"bev": bev, "bev_shape": self.encoder.bev_shape}

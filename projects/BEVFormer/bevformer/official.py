@@ -13,8 +13,9 @@ own outputs in tests/official/test_official_bevformer.py; the op-by-op account i
   linspace(0.5, Z - 0.5, D) / Z of the range (PILLAR_HEIGHTS "half_metre_inset");
 - the decoder and NMS-free head as the official DETR3D's (query_embedding split, reference points from
   the positional query, 2-block class branches, yaw converted inside the last box layer).
-The temporal test protocol (CAN-bus deltas, previous BEV kept within a scene) is the caller's:
-`fd3d.official.parity.run_frames` runs it on the official inputs.
+The temporal test protocol (CAN-bus deltas, previous BEV kept within a scene) is evaluation's: converted
+configs get TEST.TEMPORAL_PROTOCOL "scene" (`fd3d.evaluation.scene_protocol`, whose `stream_frame`
+`fd3d.official.parity.run_frames` also steps the official inputs with).
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class BEVFormer(OfficialModel):  # named as the official model.type: the registr
         temporal = bool(model.get("video_test_mode", False))
         queue = int(official.get("queue_length", OFFICIAL_DEFAULT_QUEUE_LENGTH))
         cfg.MODEL.BEVFORMER.QUEUE_LENGTH = max(queue - 1, 0) if temporal else 0
+        cfg.TEST.TEMPORAL_PROTOCOL = "scene"  # forward_test: one BEV carried through each scene
         stage_channels, out_indices = backbone_config(model.get("img_backbone"), cfg)
         neck_config(model.get("img_neck"), cfg, stage_channels, out_indices)
         head = model.child("pts_bbox_head")
