@@ -8,12 +8,16 @@
 The graph is one frame at batch 1. Inputs: `images` (1, Ncam, 3, H, W) uint8 RGB at the model's input
 size and `lidar2img` (1, Ncam, 4, 4) float32; a temporal model (BEVFormer) also takes `prev_bev`
 (1, C, h, w) (its own `bev` output of the previous frame; zeros on a scene's first frame),
-`curr2prev_lidar` (1, 4, 4) and `prev_exists` (1,) bool. Outputs: `boxes_lidar` (K, 9) as
+`curr2prev_lidar` (1, 4, 4) and `prev_exists` (1,) bool; a CAN-bus BEVFormer (the official architectures,
+converted checkpoints) has the deployed signature of the TensorRT ports instead: `images`, `lidar2img`,
+`can_bus` (1, 18) float32 (this frame's CAN bus with position and yaw turned into the change since the
+scene's previous frame by the host: `fd3d.data.can_bus.host_can_bus`), `prev_bev`, `use_prev_bev` (1,)
+bool; the rotate-and-shift alignment runs inside the graph. Outputs: `boxes_lidar` (K, 9) as
 (x, y, z, w, l, h, yaw, vx, vy) in the LiDAR frame, `scores` (K,), `labels` (K,), `queries` (K,)
 (the object query of each detection), `codes` (K, 10) (its raw regression code) and, for BEVFormer, `bev`.
 
 `--check` runs the file in onnxruntime and the model in PyTorch frame after frame over the whole split
-(each feeding back its own BEV), matches detections by (query, label), prints the max abs difference of
+(each feeding back its own BEV and resetting it where a scene starts), matches detections by (query, label), prints the max abs difference of
 boxes, box codes, scores and BEV, scores both with the official devkit, and exits 1 if box codes or
 scores differ by more than --tolerance, a detection is kept by one runtime only (other than a tie at the
 top-k cut-off), or the NDS differs at 4 decimals.

@@ -48,6 +48,17 @@ def can_bus_from_pose(ego2global: np.ndarray) -> np.ndarray:
     return can_bus
 
 
+def host_can_bus(can_bus: np.ndarray, prev_can_bus: np.ndarray | None) -> np.ndarray:
+    """What a deployment host feeds a CAN-bus graph: the (18,) absolute vector of this frame with position
+    and yaw (deg) turned into the change since `prev_can_bus` (the previous frame of the scene), or zeroed
+    where there is none (a scene's first frame). `relative_can_bus` for one frame, in float64 numpy."""
+    relative = np.asarray(can_bus, dtype=np.float64).copy()
+    changing = [0, 1, 2, YAW_DEG]
+    previous = relative if prev_can_bus is None else np.asarray(prev_can_bus, dtype=np.float64)
+    relative[changing] = relative[changing] - previous[changing]
+    return relative
+
+
 def relative_can_bus(can_bus: Tensor, prev_can_bus: Tensor | None, has_prev: Tensor) -> Tensor:
     """What the official model sees: (B, 18) absolute vectors -> position and yaw (deg) since the last frame.
 

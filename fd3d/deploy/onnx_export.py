@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnx_ir as ir
 import torch
 from torch import nn
 
 from fd3d.atomic import write_atomically
-from fd3d.deploy.graph import DETECTION_OUTPUTS, FRAME_INPUTS, InferenceGraph, signature
+from fd3d.data.can_bus import host_can_bus
+from fd3d.deploy.graph import DETECTION_OUTPUTS, InferenceGraph, signature
 from fd3d.modeling.backbone import ModulatedDeformConv2d
 
 DEFAULT_OPSET = 18
@@ -56,6 +59,37 @@ def check_exportable(detector: nn.Module) -> None:
         )
 
 
+def cast_like_to_cast(model: ir.Model) -> int:
+    """Replace every CastLike whose target type onnx's type inference knows by Cast(to=that type);
+    returns how many.
+
+    The exporter writes CastLike (cast to the type of another value) for Python scalars meeting tensors;
+    onnxruntime has no CPU kernel to constant-fold it and warns once per node whenever a session opens
+    (`Could not find a CPU kernel and hence can't constant fold CastLike`). A Cast computes the same. The
+    types are read from an inferred copy: the model itself keeps the exporter's own annotations.
+    """
+    inferred = onnx.shape_inference.infer_shapes(ir.to_proto(model)).graph
+    element_types = {
+        info.name: info.type.tensor_type.elem_type
+        for info in (*inferred.value_info, *inferred.input, *inferred.output)
+        if info.type.HasField("tensor_type") and info.type.tensor_type.elem_type
+    }
+    replaced = 0
+    for node in list(ir.traversal.RecursiveGraphIterator(model.graph)):
+        like = node.inputs[1] if node.op_type == "CastLike" and node.domain == "" else None
+        dtype = like.dtype if like is not None and like.dtype is not None else None
+        if like is not None and dtype is None and like.name in element_types:
+            dtype = ir.DataType(element_types[like.name])
+        if dtype is None:
+            continue
+        cast = ir.node("Cast", [node.inputs[0]], {"to": dtype}, name=node.name)
+        ir.convenience.replace_nodes_and_values(node.graph, node, [node], [cast], node.outputs, cast.outputs)
+        cast.outputs[0].name, cast.outputs[0].type, cast.outputs[0].shape = (
+            node.outputs[0].name, node.outputs[0].type, node.outputs[0].shape)  # fmt: skip
+        replaced += 1
+    return replaced
+
+
 def export_onnx(
     detector: nn.Module, example: dict, path: str | os.PathLike, opset: int = DEFAULT_OPSET
 ) -> ExportResult:
@@ -77,6 +111,7 @@ def export_onnx(
             output_names=names.output_names,
             verbose=False,
         )
+    cast_like_to_cast(program.model)
     program.model.metadata_props[METADATA_KEY] = json.dumps(
         {"inputs": names.input_names, "outputs": names.output_names, "bev_shape": names.bev_shape}
     )
@@ -89,7 +124,6 @@ def onnx_runner(path: str | os.PathLike, threads: int | None = None) -> tuple[Fr
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # constant-folding notes about CastLike nodes are not errors
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -117,26 +151,33 @@ def eager_runner(detector: nn.Module) -> FrameRunner:
 
 
 def stream(
-    run: FrameRunner, samples: Iterator[dict], temporal: bool, bev_shape: Sequence[int] | None
+    run: FrameRunner, samples: Iterator[dict], info: dict
 ) -> Iterator[tuple[str, Sequence[np.ndarray]]]:
-    """(sample token, outputs) frame after frame; a temporal model's BEV is fed back within a scene.
+    """(sample token, outputs) frame after frame: the host loop of a deployed graph.
 
-    `samples` are single samples in time order, scene after scene (`NuScenesDataset` order). A frame
-    whose `prev_exists` is False starts a scene: the BEV state is reset to zeros.
+    `info` is the graph's metadata (`inputs` names, `bev_shape`). `samples` are single samples in time
+    order, scene after scene (`NuScenesDataset` order); a frame whose `prev_exists` is False starts a
+    scene: the BEV state is reset to zeros and `use_prev_bev` / `prev_exists` is False. A CAN-bus graph
+    gets the CAN-bus changes since the scene's previous frame (`host_can_bus`).
     """
-    state = np.zeros(bev_shape, dtype=np.float32) if temporal else None
+    names, bev_shape = info["inputs"], info["bev_shape"]
+    state = np.zeros(bev_shape, dtype=np.float32) if bev_shape is not None else None
+    prev_can_bus = None
     for sample in samples:
-        inputs = [sample["images"][None].numpy(), sample["lidar2img"][None].numpy().astype(np.float32)]
-        if temporal:
-            has_previous = bool(sample["prev_exists"])
-            inputs += [
-                state if has_previous else np.zeros_like(state),
-                sample["curr2prev_lidar"][None].numpy().astype(np.float32),
-                np.array([has_previous]),
-            ]
-        outputs = run(inputs)
-        if temporal:
-            state = outputs[len(DETECTION_OUTPUTS)]
+        has_previous = bool(sample["prev_exists"]) and state is not None
+        can_bus = sample["can_bus"].numpy()
+        values = {
+            "images": sample["images"][None].numpy(),
+            "lidar2img": sample["lidar2img"][None].numpy().astype(np.float32),
+            "prev_bev": state if has_previous else (None if state is None else np.zeros_like(state)),
+            "curr2prev_lidar": sample["curr2prev_lidar"][None].numpy().astype(np.float32),
+            "prev_exists": np.array([has_previous]),
+            "use_prev_bev": np.array([has_previous]),
+            "can_bus": host_can_bus(can_bus, prev_can_bus if has_previous else None)[None].astype(np.float32),
+        }
+        outputs = run([values[name] for name in names])
+        if state is not None:
+            state, prev_can_bus = outputs[len(DETECTION_OUTPUTS)], can_bus
         yield sample["sample_token"], outputs
 
 
@@ -197,18 +238,17 @@ def compare_runtimes(
 ) -> RuntimeComparison:
     """Eager PyTorch and onnxruntime frame after frame on the same samples, each feeding back its own BEV."""
     onnx_run, info = onnx_runner(onnx_path, threads)
-    temporal, bev_shape = info["bev_shape"] is not None, info["bev_shape"]
     left, right = itertools.tee(samples)  # lockstep: holds one sample at a time
-    eager_frames = stream(eager_runner(detector), left, temporal, bev_shape)
-    onnx_frames = stream(onnx_run, right, temporal, bev_shape)
+    eager_frames = stream(eager_runner(detector), left, info)
+    onnx_frames = stream(onnx_run, right, info)
     worst: dict[str, float] = {}
     outputs: dict[str, list] = {"eager": [], "onnx": []}
-    for eager, onnx in zip(eager_frames, onnx_frames, strict=True):
-        for key, value in compare_frame(eager[1], onnx[1], tolerance).items():
+    for eager, onnx_frame in zip(eager_frames, onnx_frames, strict=True):
+        for key, value in compare_frame(eager[1], onnx_frame[1], tolerance).items():
             counted = key in ("boundary_swaps", "unexplained")
             worst[key] = worst.get(key, 0.0) + value if counted else max(worst.get(key, 0.0), value)
         outputs["eager"].append((eager[0], eager[1][:3]))
-        outputs["onnx"].append((onnx[0], onnx[1][:3]))
+        outputs["onnx"].append((onnx_frame[0], onnx_frame[1][:3]))
     return RuntimeComparison(worst, outputs, len(outputs["eager"]))
 
 
@@ -226,8 +266,9 @@ def frames_per_second(run: FrameRunner, inputs: Sequence[np.ndarray], iterations
 
 def graph_inputs(detector: nn.Module, example: dict) -> list[np.ndarray]:
     """The numpy inputs of one frame of the graph for a collated `example` (state: zeros, with history)."""
-    _, inputs = signature(detector, example)
+    names, inputs = signature(detector, example)
     arrays = [t.numpy() for t in inputs]
-    if len(arrays) > len(FRAME_INPUTS):
-        arrays[-1] = np.ones_like(arrays[-1])  # prev_exists: time the temporal path too
+    for index, name in enumerate(names.input_names):
+        if name in ("prev_exists", "use_prev_bev"):
+            arrays[index] = np.ones_like(arrays[index])  # time the temporal path too
     return arrays

@@ -19,6 +19,7 @@ from fvcore.nn import FlopCountAnalysis
 from fvcore.nn.jit_handles import get_shape
 from torch import Tensor, nn
 
+from fd3d.data.can_bus import CAN_BUS_SIZE
 from fd3d.data.example_batch import example_batch
 from fd3d.modeling.evaluating import evaluating
 
@@ -120,6 +121,8 @@ class _HeadOutputsOf(nn.Module):
             "lidar2img": lidar2img,
             "curr2prev_lidar": torch.eye(4).expand(batch_size, 4, 4),
             "prev_exists": torch.zeros(batch_size, dtype=torch.bool),
+            # a CAN-bus model's input (official architectures; unread by the others): no motion
+            "relative_can_bus": torch.zeros(batch_size, CAN_BUS_SIZE),
         }
         outputs = self.detector.forward_head(self.detector.extract_features(batch), batch)
         return outputs.cls_logits, outputs.box_code

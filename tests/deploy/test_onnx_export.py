@@ -9,11 +9,14 @@ import pytest
 import torch
 
 from fd3d.config import load_config
+from fd3d.data.can_bus import host_can_bus, relative_can_bus
 from fd3d.data.dataset import NuScenesDataset
 from fd3d.data.example_batch import example_batch
 from fd3d.deploy.onnx_export import ExportError, compare_frame, compare_runtimes, export_onnx, onnx_runner
 from fd3d.evaluation.nuscenes_eval import Detections, evaluate_detections
+from fd3d.evaluation.scene_protocol import predict_scenes, scene_loader
 from fd3d.hub import save_pretrained
+from fd3d.modeling.evaluating import evaluating
 from fd3d.modeling.registry import build_model
 from tools.export_onnx import main as export_tool
 
@@ -50,6 +53,50 @@ def test_bevformer_streams_through_onnxruntime_as_in_pytorch(mini_dataroot, tmp_
     assert comparison.worst["bev"] < TOLERANCE
     scores = [nds(dataset, comparison.detections[n], tmp_path / n) for n in ("eager", "onnx")]
     assert f"{scores[0]:.4f}" == f"{scores[1]:.4f}"
+
+
+# the official architecture's mechanisms (BEVFormer-Tiny/Small/Base): CAN-bus MLP, rotate + shift alignment
+OFFICIAL_SWITCHES = (
+    "MODEL.BEVFORMER.USE_CAN_BUS", "True", "MODEL.BEVFORMER.ALIGNMENT", "rotate_shift",
+    "MODEL.BEVFORMER.TSA_VALUE", "input_query", "MODEL.BEVFORMER.SCA_QUERY_POS", "False",
+    "MODEL.BEVFORMER.QUEUE_LENGTH", "2",
+)  # fmt: skip
+
+
+def test_can_bus_bevformer_exports_the_deployed_signature_and_streams_a_scene_change(mini_dataroot, tmp_path):
+    """(images, lidar2img, can_bus, prev_bev, use_prev_bev) -> detections, bev; the host forms the CAN-bus
+    deltas and resets the state at the second scene; eager PyTorch and onnxruntime agree frame by frame,
+    and both agree with the evaluation's scene protocol (the CAN bus formed inside the model)."""
+    model, _ = apprentice("BEVFormer", *OFFICIAL_SWITCHES)
+    with torch.no_grad():  # the CAN bus and the history must matter: not near zero at init
+        for name, parameter in model.named_parameters():
+            if "can_bus_mlp" in name or "tsa" in name:
+                parameter.add_(torch.randn_like(parameter) * 0.2)
+    result = export_onnx(model, example_batch(model.image_size), tmp_path / "official.onnx")
+    assert result.input_names == ["images", "lidar2img", "can_bus", "prev_bev", "use_prev_bev"]
+    dataset, samples = split_samples(mini_dataroot, model)
+    assert sum(not bool(s["prev_exists"]) for s in samples) == 2
+    comparison = compare_runtimes(model, result.path, iter(samples), tolerance=TOLERANCE)
+    assert comparison.failures(TOLERANCE) == [], comparison.worst
+    assert comparison.worst["bev"] < TOLERANCE
+    scores = [nds(dataset, comparison.detections[n], tmp_path / n) for n in ("eager", "onnx")]
+    assert f"{scores[0]:.4f}" == f"{scores[1]:.4f}"
+    with evaluating(model):  # the deployed host loop is the official test protocol
+        protocol = predict_scenes(model, scene_loader(dataset, 0), "cpu")
+    for token, (_, scores_, _) in comparison.detections["onnx"]:
+        np.testing.assert_allclose(scores_, protocol[token]["scores"].numpy(), atol=1e-4)
+
+
+def test_host_can_bus_is_the_models_relative_can_bus():
+    rng = np.random.default_rng(0)
+    current, previous = rng.normal(size=18) * 100, rng.normal(size=18) * 100
+    for prev, has in ((previous, True), (None, False)):
+        expected = relative_can_bus(
+            torch.from_numpy(current)[None], None if prev is None else torch.from_numpy(prev)[None],
+            torch.tensor([has]),
+        )[0].numpy()  # fmt: skip
+        np.testing.assert_allclose(host_can_bus(current, prev), expected, atol=1e-12)
+    assert host_can_bus(current, None)[[0, 1, 2, 17]].tolist() == [0, 0, 0, 0]
 
 
 def test_the_fed_back_bev_matters(mini_dataroot, tmp_path):
@@ -124,3 +171,17 @@ def test_a_foreign_onnx_file_is_named(tmp_path):
     onnx.save(onnx.helper.make_model(graph), tmp_path / "foreign.onnx")
     with pytest.raises(ExportError, match="not written by fd3d"):
         onnx_runner(tmp_path / "foreign.onnx")
+
+
+def test_a_bare_onnxruntime_session_opens_an_exported_file_without_warnings(tmp_path, capfd):
+    """No CastLike is left for onnxruntime's constant folding to warn about (each one printed a line)."""
+    import onnx
+    import onnxruntime as ort
+
+    model, _ = apprentice("BEVFormer", *OFFICIAL_SWITCHES)
+    path = export_onnx(model, example_batch(model.image_size), tmp_path / "official.onnx").path
+    assert not [node for node in onnx.load(path).graph.node if node.op_type == "CastLike"]
+    capfd.readouterr()
+    ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])  # default options: warnings shown
+    printed = capfd.readouterr()
+    assert "W:onnxruntime" not in printed.err + printed.out

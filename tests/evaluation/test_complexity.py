@@ -67,3 +67,19 @@ def test_count_flops_tool_writes_json(tmp_path):
     assert report["config"] == "DETR3D/cpu_apprentice.yaml"
     assert set(report) >= {"gflops", "params_m", "by_module"} and report["gflops"] > 0
     assert report["paper_gflops"] is None
+
+
+def test_can_bus_bevformer_counts_its_can_bus_mlp_on_top():
+    """The official architecture's CAN-bus input is built by the counter too: the count is the same model's
+    plus the MLP's two linear layers, 18 x C/2 + C/2 x C multiply-adds (LayerNorm: counted as ~0)."""
+    config = PROJECTS / "BEVFormer" / "configs" / "cpu_apprentice.yaml"
+    reports = {}
+    for use in (False, True):
+        cfg = load_config(
+            config, ["MODEL.BEVFORMER.USE_CAN_BUS", str(use), "MODEL.BEVFORMER.CAN_BUS_NORM", "False"]
+        )
+        torch.manual_seed(0)
+        reports[use] = count_flops(build_model(cfg).eval(), tuple(cfg.INPUT.IMAGE_SIZE))
+    dims = load_config(config).MODEL.HEAD.EMBED_DIMS
+    added = (18 * dims // 2 + dims // 2 * dims) / 1e9
+    assert reports[True].gflops - reports[False].gflops == pytest.approx(added, rel=1e-6)

@@ -83,17 +83,18 @@ def can_bus_shift(can_bus: Tensor, extent: BEVExtent, bev_h: int, bev_w: int) ->
     """(B, 2) (x, y) ego displacement since the previous frame in units of the whole BEV extent.
 
     `can_bus` (B, 18) is the relative vector (`fd3d.data.can_bus.relative_can_bus`): the global
-    translation [0:2] is turned into the current LiDAR frame with the absolute yaw [16]. Computed in
-    float64, in the official order of operations.
+    translation [0:2] is turned into the current LiDAR frame with the absolute yaw [16]. The official code
+    rotates by the angle between the yaw and atan2(dy, dx) over the length of (dx, dy); the same rotation
+    is written here with cos and sin of the yaw alone (cos(yaw - t) * length = dx cos yaw + dy sin yaw),
+    which has no atan2 (onnxruntime has no float64 Atan) and no special case at zero motion. Float64, as
+    the official numpy: equal to its order of operations to ~1e-16.
     """
     can_bus = can_bus.to(torch.float64)
     delta_x, delta_y = can_bus[:, 0], can_bus[:, 1]
-    ego_angle = can_bus[:, YAW_RAD] / math.pi * 180
-    length = torch.sqrt(delta_x**2 + delta_y**2)
-    translation_angle = torch.atan2(delta_y, delta_x) / math.pi * 180
-    bev_angle = ego_angle - translation_angle
+    ego_angle = can_bus[:, YAW_RAD] / math.pi * 180 / 180 * math.pi  # the official degree round trip
+    cos, sin = torch.cos(ego_angle), torch.sin(ego_angle)
     x0, y0, x1, y1 = extent
     cell_h, cell_w = (y1 - y0) / bev_h, (x1 - x0) / bev_w
-    shift_y = length * torch.cos(bev_angle / 180 * math.pi) / cell_h / bev_h
-    shift_x = length * torch.sin(bev_angle / 180 * math.pi) / cell_w / bev_w
+    shift_y = (delta_x * cos + delta_y * sin) / cell_h / bev_h
+    shift_x = (delta_x * sin - delta_y * cos) / cell_w / bev_w
     return torch.stack([shift_x, shift_y], -1)

@@ -51,14 +51,28 @@ class BEVFormer(Camera3DDetector):
             lambda: BEVDeformableCrossAttention(head.EMBED_DIMS, head.NUM_HEADS, bev.DECODER_POINTS),
         )
 
+    @property
+    def needs_can_bus(self) -> bool:
+        """Whether a frame needs its CAN-bus vector (the official architectures)."""
+        return self.encoder.needs_can_bus
+
+    @property
+    def warps_history(self) -> bool:
+        """Whether the previous BEV is aligned by `curr2prev_lidar` (fd3d's ALIGNMENT "warp")."""
+        return self.encoder.alignment == "warp"
+
     def _relative_can_bus(self, frame: dict, prev_can_bus: Tensor | None, has_history: bool) -> Tensor | None:
         """(B, 18) CAN-bus vector relative to the previous frame, or None when the encoder does not read it.
 
         `frame["can_bus"]` is absolute (`fd3d.data.can_bus.can_bus_from_pose`); position and yaw become the
-        change since `prev_can_bus` where a previous BEV is used, else 0 (official `forward_test`).
+        change since `prev_can_bus` where a previous BEV is used, else 0 (official `forward_test`). A frame
+        may carry `relative_can_bus` instead, the change already formed (what a deployed graph is given by
+        its host, `fd3d.data.can_bus.host_can_bus`).
         """
         if not self.encoder.needs_can_bus:
             return None
+        if "relative_can_bus" in frame:
+            return frame["relative_can_bus"]
         if "can_bus" not in frame:
             raise KeyError(
                 "this BEVFormer (USE_CAN_BUS or ALIGNMENT 'rotate_shift') needs batch['can_bus'] (B, 18)"
