@@ -14,13 +14,15 @@ converted checkpoints) has the deployed signature of the TensorRT ports instead:
 scene's previous frame by the host: `fd3d.data.can_bus.host_can_bus`), `prev_bev`, `use_prev_bev` (1,)
 bool; the rotate-and-shift alignment runs inside the graph. Outputs: `boxes_lidar` (K, 9) as
 (x, y, z, w, l, h, yaw, vx, vy) in the LiDAR frame, `scores` (K,), `labels` (K,), `queries` (K,)
-(the object query of each detection), `codes` (K, 10) (its raw regression code) and, for BEVFormer, `bev`.
+(the object query of each detection), `codes` (K, 10) (its raw regression code) and, for BEVFormer, `bev`
+and `hits_dropped` (BEV cells the frame's rig hits beyond the `--hit-margin` slots per camera the graph
+gathers: must be 0).
 
 `--check` runs the file in onnxruntime and the model in PyTorch frame after frame over the whole split
-(each feeding back its own BEV and resetting it where a scene starts), matches detections by (query, label), prints the max abs difference of
-boxes, box codes, scores and BEV, scores both with the official devkit, and exits 1 if box codes or
-scores differ by more than --tolerance, a detection is kept by one runtime only (other than a tie at the
-top-k cut-off), or the NDS differs at 4 decimals.
+(each feeding back its own BEV and resetting it where a scene starts), matches detections by (query,
+label), prints the max abs difference of boxes, box codes, scores and BEV, scores both with the official
+devkit, and exits 1 if box codes or scores differ by more than --tolerance, a detection is kept by one
+runtime only (other than a tie at the top-k cut-off), or the NDS differs at 4 decimals.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ from pathlib import Path
 import torch
 
 from fd3d.data.cli import add_dataroot_arguments
-from fd3d.data.dataset import NuScenesDataset
+from fd3d.data.dataset import NuScenesDataset, collate_samples
 from fd3d.data.example_batch import example_batch
-from fd3d.deploy.onnx_export import DEFAULT_OPSET, compare_runtimes, export_onnx
+from fd3d.deploy.onnx_export import DEFAULT_HIT_MARGIN, DEFAULT_OPSET, compare_runtimes, export_onnx
 from fd3d.evaluation.nuscenes_eval import Detections, evaluate_detections
 from fd3d.hub import from_pretrained
 
@@ -51,7 +53,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tolerance", type=float, default=1e-4, help="max abs difference of box codes and scores"
     )
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
-    check = parser.add_argument_group("data for --check")
+    parser.add_argument(
+        "--hit-margin",
+        type=float,
+        default=DEFAULT_HIT_MARGIN,
+        help="BEVFormer: BEV cells gathered per camera = the export rig's busiest camera's x this "
+        "(default %(default)s); a rig that needs more is refused frame by frame",
+    )
+    check = parser.add_argument_group("data for --check (its first frame is also the export rig)")
     add_dataroot_arguments(check, required=False)
     args = parser.parse_args(argv)
     if args.check and not args.dataroot:
@@ -73,15 +82,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     detector = from_pretrained(args.model).eval()
-    result = export_onnx(detector, example_batch(detector.image_size), args.out, args.opset)
+    dataset, example, rig = None, example_batch(detector.image_size), "the nuScenes rig"
+    if args.dataroot:
+        dataset = NuScenesDataset(args.dataroot, args.version, args.split, detector.image_size,
+                                  detector.pc_range.tolist(), resize=detector.resize_mode)  # fmt: skip
+        example, rig = collate_samples([dataset[0]]), f"the rig of {args.split}'s first frame"
+    result = export_onnx(detector, example, args.out, args.opset, args.hit_margin)
     name = type(detector).__name__
     print(f"exported {name} to {result.path} in {result.seconds:.1f} s (opset {result.opset})")
     print(f"  inputs  {', '.join(result.input_names)}\n  outputs {', '.join(result.output_names)}")
+    if result.export_slots is not None:
+        cells = f"{result.export_slots} BEV cells per camera ({rig} x {args.hit_margin})"
+        print(f"  spatial cross-attention: {cells}")
     if not args.check:
         return 0
-    dataset = NuScenesDataset(
-        args.dataroot, args.version, args.split, detector.image_size, detector.pc_range.tolist()
-    )
     samples = (dataset[i] for i in range(len(dataset)))
     comparison = compare_runtimes(detector, result.path, samples, args.threads, args.tolerance)
     print(f"onnxruntime vs PyTorch eager over {comparison.frames} frames of {args.split}:")

@@ -36,6 +36,13 @@ CAN_BUS_INPUTS = ("can_bus", "prev_bev", "use_prev_bev")
 BATCH_KEYS = {"can_bus": "relative_can_bus", "use_prev_bev": "prev_exists"}
 DETECTION_OUTPUTS = ("boxes_lidar", "scores", "labels", "queries", "codes")
 STATE_OUTPUTS = ("bev",)
+# how many hit BEV cells the frame's rig has beyond what the graph gathers (a detector with
+# `size_export_slots`): 0, or the frame's detections are not the model's (`fd3d.deploy.onnx_export.stream`)
+CHECK_OUTPUTS = ("hits_dropped",)
+
+
+def has_export_slots(detector: nn.Module) -> bool:
+    return callable(getattr(detector, "size_export_slots", None))
 
 
 def is_temporal(detector: nn.Module) -> bool:
@@ -98,8 +105,13 @@ class InferenceGraph(nn.Module):
         )
         codes = outputs.box_code[-1][0][top["queries"]].clone()
         codes[:, CENTER_DIMS] = normalize_centers(codes[:, CENTER_DIMS], self.detector.pc_range)
-        detections = (top["boxes"], top["scores"], top["labels"], top["queries"], codes)
-        return (*detections, features.bev) if self.temporal else detections
+        outputs = [top["boxes"], top["scores"], top["labels"], top["queries"], codes]
+        if self.temporal:
+            outputs.append(features.bev)
+        if has_export_slots(self.detector):
+            dropped = self.detector.hits_dropped()  # None in eager mode: every hit cell is gathered
+            outputs.append(torch.zeros((), dtype=torch.long) if dropped is None else dropped)
+        return tuple(outputs)
 
 
 def signature(detector: nn.Module, example: dict) -> tuple[GraphSignature, tuple[Tensor, ...]]:
@@ -127,5 +139,7 @@ def signature(detector: nn.Module, example: dict) -> tuple[GraphSignature, tuple
         bev_shape = tuple(bev.shape)
         values["prev_bev"] = torch.zeros(bev_shape)
         outputs += list(STATE_OUTPUTS)
+    if has_export_slots(detector):
+        outputs += list(CHECK_OUTPUTS)
     inputs = [frame["images"], frame["lidar2img"], *(values[name] for name in names[len(FRAME_INPUTS) :])]
     return GraphSignature(names, outputs, bev_shape), tuple(inputs)

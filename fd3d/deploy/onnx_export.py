@@ -27,10 +27,12 @@ from torch import nn
 
 from fd3d.atomic import write_atomically
 from fd3d.data.can_bus import host_can_bus
-from fd3d.deploy.graph import DETECTION_OUTPUTS, InferenceGraph, signature
+from fd3d.deploy.graph import DETECTION_OUTPUTS, InferenceGraph, has_export_slots, signature
 from fd3d.modeling.backbone import ModulatedDeformConv2d
 
 DEFAULT_OPSET = 18
+# per-camera cells an exported BEVFormer gathers: the export rig's busiest camera's, times this
+DEFAULT_HIT_MARGIN = 1.25
 METADATA_KEY = "fd3d"  # ONNX metadata: the graph's input/output names and the carried BEV's shape
 
 # (inputs of one frame, in graph order) -> (boxes_lidar, scores, labels[, bev]) as numpy arrays
@@ -48,6 +50,7 @@ class ExportResult:
     input_names: list[str]
     output_names: list[str]
     opset: int
+    export_slots: int | None = None  # BEVFormer: BEV cells gathered per camera
 
 
 def check_exportable(detector: nn.Module) -> None:
@@ -91,10 +94,18 @@ def cast_like_to_cast(model: ir.Model) -> int:
 
 
 def export_onnx(
-    detector: nn.Module, example: dict, path: str | os.PathLike, opset: int = DEFAULT_OPSET
+    detector: nn.Module,
+    example: dict,
+    path: str | os.PathLike,
+    opset: int = DEFAULT_OPSET,
+    hit_margin: float = DEFAULT_HIT_MARGIN,
 ) -> ExportResult:
-    """Export one batch-1 frame of `detector` (traced on the collated `example`) to `path`, atomically."""
+    """Export one batch-1 frame of `detector` (traced on the collated `example`) to `path`, atomically.
+
+    A detector with `size_export_slots` (BEVFormer) gathers, per camera, the cells `example`'s rig hits
+    times `hit_margin`; frames of a rig that needs more are refused by `stream` (`hits_dropped`)."""
     check_exportable(detector)
+    slots = detector.size_export_slots(example, hit_margin) if has_export_slots(detector) else None
     graph = InferenceGraph(detector)
     names, inputs = signature(detector, example)
     start = time.perf_counter()
@@ -113,10 +124,16 @@ def export_onnx(
         )
     cast_like_to_cast(program.model)
     program.model.metadata_props[METADATA_KEY] = json.dumps(
-        {"inputs": names.input_names, "outputs": names.output_names, "bev_shape": names.bev_shape}
+        {
+            "inputs": names.input_names,
+            "outputs": names.output_names,
+            "bev_shape": names.bev_shape,
+            "export_slots": slots,
+        }  # fmt: skip
     )
     target = write_atomically(path, lambda partial: program.save(str(partial)))
-    return ExportResult(target, time.perf_counter() - start, names.input_names, names.output_names, opset)
+    seconds = time.perf_counter() - start
+    return ExportResult(target, seconds, names.input_names, names.output_names, opset, slots)
 
 
 def onnx_runner(path: str | os.PathLike, threads: int | None = None) -> tuple[FrameRunner, dict]:
@@ -176,12 +193,20 @@ def stream(
             "can_bus": host_can_bus(can_bus, prev_can_bus if has_previous else None)[None].astype(np.float32),
         }
         outputs = run([values[name] for name in names])
+        if "hits_dropped" in info["outputs"] and int(outputs[info["outputs"].index("hits_dropped")]):
+            raise ExportError(
+                f"frame {sample['sample_token']}: its rig hits more BEV cells per camera than the graph "
+                f"gathers ({info['export_slots']}, sized on the rig it was exported with); export again "
+                "with this rig's frame or a larger --hit-margin"
+            )
         if state is not None:
             state, prev_can_bus = outputs[len(DETECTION_OUTPUTS)], can_bus
         yield sample["sample_token"], outputs
 
 
-def compare_frame(a: Sequence[np.ndarray], b: Sequence[np.ndarray], tolerance: float) -> dict[str, float]:
+def compare_frame(
+    a: Sequence[np.ndarray], b: Sequence[np.ndarray], tolerance: float, has_bev: bool = False
+) -> dict[str, float]:
     """Differences of one frame's outputs from two runtimes.
 
     Detections are matched by (query, label), what identifies them whatever their rank: near-equal scores
@@ -189,7 +214,7 @@ def compare_frame(a: Sequence[np.ndarray], b: Sequence[np.ndarray], tolerance: f
     detections (the check uses the codes: decoding's exp and atan2 amplify float32 noise);
     `boundary_swaps`: detections in one top-k only whose score is within `tolerance` of the other's
     lowest kept score (a tie at the cut-off); `unexplained`: detections in one top-k only beyond that
-    (must be 0); `bev`: max |difference| of the carried state, if any.
+    (must be 0); `bev` (with `has_bev`): max |difference| of the carried state.
     """
     index = {name: i for i, name in enumerate(DETECTION_OUTPUTS)}
     keyed = []
@@ -210,8 +235,9 @@ def compare_frame(a: Sequence[np.ndarray], b: Sequence[np.ndarray], tolerance: f
             at_cutoff = outputs[index["scores"]][mine[key]] <= floor + tolerance
             swaps, unexplained = swaps + int(at_cutoff), unexplained + int(not at_cutoff)
     result.update(boundary_swaps=float(swaps), unexplained=float(unexplained))
-    if len(a) > len(DETECTION_OUTPUTS):
-        result["bev"] = float(np.abs(a[-1] - b[-1]).max())
+    if has_bev:
+        state = len(DETECTION_OUTPUTS)
+        result["bev"] = float(np.abs(a[state] - b[state]).max())
     return result
 
 
@@ -238,13 +264,14 @@ def compare_runtimes(
 ) -> RuntimeComparison:
     """Eager PyTorch and onnxruntime frame after frame on the same samples, each feeding back its own BEV."""
     onnx_run, info = onnx_runner(onnx_path, threads)
+    bev_shape = info["bev_shape"]
     left, right = itertools.tee(samples)  # lockstep: holds one sample at a time
     eager_frames = stream(eager_runner(detector), left, info)
     onnx_frames = stream(onnx_run, right, info)
     worst: dict[str, float] = {}
     outputs: dict[str, list] = {"eager": [], "onnx": []}
     for eager, onnx_frame in zip(eager_frames, onnx_frames, strict=True):
-        for key, value in compare_frame(eager[1], onnx_frame[1], tolerance).items():
+        for key, value in compare_frame(eager[1], onnx_frame[1], tolerance, bev_shape is not None).items():
             counted = key in ("boundary_swaps", "unexplained")
             worst[key] = worst.get(key, 0.0) + value if counted else max(worst.get(key, 0.0), value)
         outputs["eager"].append((eager[0], eager[1][:3]))

@@ -44,7 +44,7 @@ def test_bevformer_streams_through_onnxruntime_as_in_pytorch(mini_dataroot, tmp_
     model, _ = apprentice("BEVFormer")
     result = export_onnx(model, example_batch(model.image_size), tmp_path / "bevformer.onnx")
     assert result.input_names == ["images", "lidar2img", "prev_bev", "curr2prev_lidar", "prev_exists"]
-    assert result.output_names[-1] == "bev"
+    assert result.output_names[-2:] == ["bev", "hits_dropped"]
     dataset, samples = split_samples(mini_dataroot, model)
     assert sum(not bool(s["prev_exists"]) for s in samples) == 2  # two scenes: the state is reset once more
     comparison = compare_runtimes(model, result.path, iter(samples), tolerance=TOLERANCE)
@@ -185,3 +185,35 @@ def test_a_bare_onnxruntime_session_opens_an_exported_file_without_warnings(tmp_
     ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])  # default options: warnings shown
     printed = capfd.readouterr()
     assert "W:onnxruntime" not in printed.err + printed.out
+
+
+def widened(samples: list[dict], factor: float) -> list[dict]:
+    """The same frames seen by cameras whose focal lengths are `factor` times theirs (principal point
+    kept): another rig, with a wider field of view for factor < 1 (more BEV cells hit per camera)."""
+    height, width = samples[0]["images"].shape[-2:]
+    zoom = torch.tensor([[factor, 0, (1 - factor) * width / 2, 0], [0, factor, (1 - factor) * height / 2, 0],
+                         [0, 0, 1, 0], [0, 0, 0, 1]], dtype=samples[0]["lidar2img"].dtype)  # fmt: skip
+    return [{**sample, "lidar2img": zoom @ sample["lidar2img"]} for sample in samples]
+
+
+def test_the_graph_gathers_only_hit_cells_and_another_rig_within_the_margin_gives_eagers_boxes(
+    mini_dataroot, tmp_path
+):
+    model, _ = apprentice("BEVFormer")
+    result = export_onnx(model, example_batch(model.image_size), tmp_path / "bevformer.onnx", hit_margin=1.25)
+    _, info = onnx_runner(result.path)
+    cells = model.encoder.bev_h * model.encoder.bev_w
+    assert info["export_slots"] < cells / 2  # a camera sees a fraction of the grid: far fewer than every cell
+    _, samples = split_samples(mini_dataroot, model)
+    comparison = compare_runtimes(model, result.path, iter(widened(samples, 0.97)), tolerance=TOLERANCE)
+    assert comparison.failures(TOLERANCE) == [], comparison.worst
+
+
+def test_a_rig_that_hits_more_cells_than_the_graph_gathers_is_refused(mini_dataroot, tmp_path):
+    model, _ = apprentice("BEVFormer")
+    result = export_onnx(model, example_batch(model.image_size), tmp_path / "bevformer.onnx", hit_margin=1.0)
+    _, samples = split_samples(mini_dataroot, model)
+    with pytest.raises(
+        ExportError, match=r"hits more BEV cells per camera than the graph gathers .*--hit-margin"
+    ):
+        compare_runtimes(model, result.path, iter(widened(samples, 0.5)), tolerance=TOLERANCE)

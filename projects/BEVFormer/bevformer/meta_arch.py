@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from fvcore.common.config import CfgNode
 from torch import Tensor
@@ -15,6 +17,7 @@ from fd3d.modeling.registry import META_ARCH_REGISTRY
 from fd3d.ops.deform_attn import MultiScaleDeformableAttention
 
 from .encoder import BEVEncoder
+from .spatial_cross_attention import project_pillars
 
 
 class BEVDeformableCrossAttention(CrossAttention):
@@ -113,6 +116,22 @@ class BEVFormer(Camera3DDetector):
         enc = self.encoder
         bev_map = bev.transpose(1, 2).reshape(bev.shape[0], -1, enc.bev_h, enc.bev_w)
         return DetectorFeatures(pv, self.pv_strides, geometry, bev=bev_map, bev_extent=enc.extent)
+
+    @torch.no_grad()
+    def size_export_slots(self, batch: dict, margin: float) -> int:
+        """Fix the cells per camera an exported graph's spatial cross-attention gathers: the most any
+        camera of `batch`'s rig hits, times `margin` (other rigs may hit more), at most every cell."""
+        _, geometry = self.encode_images({key: batch[key][:1] for key in ("images", "lidar2img")})
+        _, hit = project_pillars(self.encoder.pillars, geometry.lidar2img, geometry.image_size)
+        cells = hit.shape[2]
+        slots = min(cells, math.ceil(int(hit.any(-1).sum(-1).max()) * margin))
+        for layer in self.encoder.layers:
+            layer.sca.export_slots = slots
+        return slots
+
+    def hits_dropped(self) -> Tensor | None:
+        """In an exported graph: the hit cells the last frame's rig has beyond the export slots (0: none)."""
+        return self.encoder.layers[0].sca.dropped
 
     def next_state(self, features: DetectorFeatures, batch: dict) -> dict | None:
         """The BEV as the next frame's `prev_bev` and, for CAN-bus models, this frame's absolute CAN bus as

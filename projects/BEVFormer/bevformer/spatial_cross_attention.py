@@ -5,6 +5,11 @@ Each BEV cell carries Z reference points up its pillar. They are projected with 
 hit cells are gathered (padded to the busiest camera), attend with deformable sampling around their
 projected points on every FPN level, and are scattered back; a cell's result is the mean over the
 cameras it hits. This is what keeps BEVFormer affordable: about a sixth of the cell-camera pairs.
+
+An exported graph cannot size a tensor by the data. It gathers `export_slots` cells per camera, a number
+fixed at export from the rig it was exported with plus a margin (`BEVFormer.size_export_slots`), and
+counts in `dropped` the hit cells a rig would need beyond them (the host refuses such a frame); without
+`export_slots` it keeps every cell for every camera, masked (about 4x the work).
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class SpatialCrossAttention(nn.Module):
             num_levels,
             num_points,
         )
+        self.export_slots: int | None = None  # cells gathered per camera in an exported graph
+        self.dropped: Tensor | None = None  # hit cells beyond export_slots in the last exported frame
 
     def forward(
         self,
@@ -66,8 +73,12 @@ class SpatialCrossAttention(nn.Module):
         dims, heads, levels, points = self.embed_dims, self.num_heads, self.num_levels, self.num_points
         hit_cells = hit.any(-1)  # (B, Ncam, HW)
         counts = hit_cells.sum(-1)  # (B, Ncam)
-        # An exported graph cannot size a tensor by the data: it keeps every cell (the rest is masked).
-        slots = cells if torch.compiler.is_exporting() else max(int(counts.max()), 1)
+        # An exported graph cannot size a tensor by the data: export_slots cells, or every cell (masked).
+        slots = max(int(counts.max()), 1)
+        self.dropped = None
+        if torch.compiler.is_exporting():
+            slots = min(self.export_slots or cells, cells)
+            self.dropped = (counts - slots).clamp(min=0).sum()
         # hit cells first, each group in cell order (unique keys: no stable sort needed, which ONNX lacks)
         order_key = (~hit_cells).long() * cells + torch.arange(cells, device=hit.device)
         index = torch.argsort(order_key, dim=-1)[..., :slots]
