@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--onnx", action="store_true", help="eager vs onnxruntime of the exported graph")
+    parser.add_argument(
+        "--hit-margin",
+        type=float,
+        default=None,
+        help="--onnx, BEVFormer: cells gathered per camera = the rig's busiest camera's x this (default: "
+        "export_onnx's); 0 gathers every cell for every camera (masked), the graph before hit slots",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -66,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def onnx_benchmark(args: argparse.Namespace) -> int:
     from fd3d.deploy.onnx_export import (
+        DEFAULT_HIT_MARGIN,
         eager_runner,
         export_onnx,
         frames_per_second,
@@ -79,7 +87,8 @@ def onnx_benchmark(args: argparse.Namespace) -> int:
         example = example_batch(model.image_size)
         inputs = graph_inputs(model, example)
         with tempfile.TemporaryDirectory() as folder:
-            exported = export_onnx(model, example, Path(folder) / "model.onnx")
+            margin = DEFAULT_HIT_MARGIN if args.hit_margin is None else args.hit_margin or float("inf")
+            exported = export_onnx(model, example, Path(folder) / "model.onnx", hit_margin=margin)
             onnx_run, _ = onnx_runner(exported.path, args.threads)
             timed = {
                 "eager": frames_per_second(eager_runner(model), inputs, args.iterations, args.warmup),
@@ -90,6 +99,7 @@ def onnx_benchmark(args: argparse.Namespace) -> int:
             "threads": args.threads,
             "iterations": args.iterations,
             "export_s": exported.seconds,
+            "export_slots": exported.export_slots,
         }
         entry.update({f"{name}_fps": round(fps, 3) for name, fps in timed.items()})
         entry["speedup"] = round(timed["onnxruntime"] / timed["eager"], 3)
