@@ -124,7 +124,8 @@ class BEVFormer(Camera3DDetector):
         _, geometry = self.encode_images({key: batch[key][:1] for key in ("images", "lidar2img")})
         _, hit = project_pillars(self.encoder.pillars, geometry.lidar2img, geometry.image_size)
         cells = hit.shape[2]
-        slots = min(cells, math.ceil(int(hit.any(-1).sum(-1).max()) * margin))
+        busiest = int(hit.any(-1).sum(-1).max())
+        slots = cells if busiest * margin >= cells else math.ceil(busiest * margin)
         for layer in self.encoder.layers:
             layer.sca.export_slots = slots
         return slots

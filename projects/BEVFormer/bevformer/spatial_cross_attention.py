@@ -74,11 +74,12 @@ class SpatialCrossAttention(nn.Module):
         hit_cells = hit.any(-1)  # (B, Ncam, HW)
         counts = hit_cells.sum(-1)  # (B, Ncam)
         # An exported graph cannot size a tensor by the data: export_slots cells, or every cell (masked).
-        slots = max(int(counts.max()), 1)
         self.dropped = None
         if torch.compiler.is_exporting():
             slots = min(self.export_slots or cells, cells)
             self.dropped = (counts - slots).clamp(min=0).sum()
+        else:
+            slots = max(int(counts.max()), 1)
         # hit cells first, each group in cell order (unique keys: no stable sort needed, which ONNX lacks)
         order_key = (~hit_cells).long() * cells + torch.arange(cells, device=hit.device)
         index = torch.argsort(order_key, dim=-1)[..., :slots]
