@@ -238,7 +238,7 @@ def ledger_entry(results: Path, name: str, seed: int) -> Path:
 
 def record_finished_runs(out: Path, results: Path, plan: dict) -> None:
     """Write (or refresh) the ledger entry of every finished run under OUT/runs: seed, metrics, learning
-    curve, wall time and the weights' sha256 (a CKA already measured for the same weights is kept)."""
+    curve, wall time and the weights' sha256."""
     for folder in sorted((out / "runs").glob("*/seed*")):
         if (done := finished_run(folder)) is None:
             continue
@@ -253,8 +253,6 @@ def record_finished_runs(out: Path, results: Path, plan: dict) -> None:
             "weights_sha256": digest,
             "seconds_last_sitting": done.get("seconds_this_sitting"),
         }
-        if known.get("weights_sha256") == digest and "similarity" in known:
-            entry["similarity"] = known["similarity"]
         if entry != known:
             write_json_atomically(target, entry)
 
@@ -455,34 +453,25 @@ def similarities(out: Path, results: Path, runs: dict[str, list[dict]]) -> dict[
     """{"<run>@seed<k>": {stage: CKA with the expert}} for every run whose weights are here and for the
     apprentice at its initialisation (seed 0, "untrained"), cached in RESULTS/similarity/ with the
     weights' sha256 (a cached value of other weights is measured again)."""
-    expert = from_pretrained(str(EXPERT))
-    dataset = None
     models = {"untrained@seed0": (None, lambda: _initial_apprentice(0))}
     for name, group in runs.items():
         for run in group:
             weights = ROOT / run["weights"]
-            models[f"{name}@seed{run['seed']}"] = (
-                run["weights_sha256"],
-                lambda weights=weights: from_pretrained(str(weights)),
-            )
-    found = {}
+            # None: the weights lived in a lost work folder; only a CKA measured before can be reported
+            load = (lambda weights=weights: from_pretrained(str(weights))) if weights.exists() else None
+            models[f"{name}@seed{run['seed']}"] = (run["weights_sha256"], load)
+    found, expert, dataset = {}, None, None
     for key, (digest, load) in models.items():
         cached = results / "similarity" / f"{key}.json"
         known = json.loads(cached.read_text()) if cached.is_file() else {}
         if known.get("weights_sha256") != digest or "cka" not in known:
-            name = key.split("@seed")[0]
-            run = next((r for r in runs.get(name, []) if f"{name}@seed{r['seed']}" == key), None)
-            if run is not None and not (ROOT / run["weights"]).exists():
-                continue  # a ledger entry whose weights lived in a lost work folder: its CKA was not measured
-            if dataset is None:
-                dataset = NuScenesDataset(
-                    out / "data",
-                    FULL["version"],
-                    "val",
-                    expert.image_size,
-                    expert.pc_range.tolist(),
-                    queue_length=expert.queue_length,
-                )
+            if load is None:
+                continue
+            if expert is None:  # loaded only when something is measured
+                expert = from_pretrained(str(EXPERT))
+                dataset = NuScenesDataset(out / "data", FULL["version"], "val", expert.image_size,
+                                          expert.pc_range.tolist(),
+                                          queue_length=expert.queue_length)  # fmt: skip
             batches = (collate_samples([dataset[i]]) for i in range(min(SIMILARITY_SAMPLES, len(dataset))))
             known = {"weights_sha256": digest, "cka": feature_similarity(load(), expert, batches)}
             write_json_atomically(cached, known)

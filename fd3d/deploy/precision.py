@@ -24,7 +24,6 @@ from onnxruntime.transformers.float16 import convert_float_to_float16
 from fd3d.atomic import write_atomically
 from fd3d.deploy.onnx_export import METADATA_KEY
 
-PRECISIONS = ("fp32", "fp16", "int8")
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
 
 
