@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from fd3d.distill.pairing import Stage
 from fd3d.modeling.box_coder import denormalize_centers
 from fd3d.modeling.detr_head import (
     box_branch,
@@ -35,24 +36,20 @@ from fd3d.modeling.detr_head import (
     initial_reference_points,
     refine_boxes,
 )
-from fd3d.modeling.outputs import DetectorFeatures
+from fd3d.modeling.outputs import DetectorFeatures, HeadOutputs
 from fd3d.modeling.projection import project_to_images
 from fd3d.ops.deform_attn import MultiScaleDeformableAttention
 
-HEAD_MODES = ("bev", "pv")
-
 
 @dataclass
-class DistillHeadOutputs:
-    cls_logits: Tensor  # (B, Q, K) of the last layer
-    box_code: Tensor  # (B, Q, 10) metric centres, last layer
-    # the last layer's sampling locations. BEV mode: (B, Q, M, K, 2) in [0, 1] of the BEV (x along W).
+class DistillHeadOutputs(HeadOutputs):
+    """A detector head's outputs (every layer's logits and codes, stacked: `DetectionLoss` trains both
+    alike) and where the last layer sampled, which QFD reads."""
+
+    # BEV mode: (B, Q, M, K, 2) in [0, 1] of the BEV (x along W).
     # PV mode: (B, Ncam, Q, M, K, 2) in [0, 1] of each camera's feature level.
     locations: Tensor
     visible: Tensor | None = None  # PV mode: (B, Ncam, Q), where the query's reference point is seen
-    # every layer's (B, Q, K) logits and (B, Q, 10) codes, last = the fields above (deep supervision)
-    all_cls_logits: list[Tensor] | None = None
-    all_box_codes: list[Tensor] | None = None
 
 
 def box_offset_transform(box_code: Tensor, extent: Tensor, num_points: int) -> Tensor:
@@ -95,7 +92,7 @@ class DistillHeadLayer(nn.Module):
 class DistillationHead(nn.Module):
     def __init__(
         self,
-        mode: str,
+        mode: str | Stage,
         embed_dims: int,
         num_classes: int,
         num_queries: int,
@@ -109,13 +106,15 @@ class DistillationHead(nn.Module):
         box_reference: bool = False,
     ) -> None:
         super().__init__()
-        if mode not in HEAD_MODES:
-            raise ValueError(f"distillation head mode must be one of {HEAD_MODES}, got {mode!r}")
+        if mode not in list(Stage):
+            raise ValueError(
+                f"distillation head mode must be one of {[s.value for s in Stage]}, got {mode!r}"
+            )
         if num_layers < 1:
             raise ValueError(f"the distillation head needs at least one layer, got num_layers={num_layers}")
-        if box_reference and mode != "bev":
+        if box_reference and Stage(mode) is not Stage.BEV:
             raise ValueError("box-reference sampling is defined on the BEV; the PV head samples in pixels")
-        self.mode, self.pv_level = mode, pv_level
+        self.mode, self.pv_level = Stage(mode), pv_level
         self.num_points, self.box_reference = num_points, box_reference
         self.register_buffer("pc_range", torch.tensor(pc_range, dtype=torch.float32), False)
         self.query_content = nn.Embedding(num_queries, embed_dims)
@@ -169,7 +168,7 @@ class DistillationHead(nn.Module):
         return output, locations[:, :, :, 0].unflatten(0, (batch, cams)), visible
 
     def forward(self, features: DetectorFeatures) -> DistillHeadOutputs:
-        batch = (features.bev if self.mode == "bev" else features.pv[self.pv_level]).shape[0]
+        batch = (features.bev if self.mode is Stage.BEV else features.pv[self.pv_level]).shape[0]
         query = self.query_content.weight.expand(batch, -1, -1)
         query_pos = self.query_pos.weight.expand(batch, -1, -1)
         reference = self.reference_logits.sigmoid().expand(batch, -1, -1)
@@ -179,7 +178,7 @@ class DistillationHead(nn.Module):
         branches = zip(self.layers, self.cls_branches, self.box_branches, strict=True)
         for layer, cls_branch, box_branch_ in branches:
             query = layer.self_attend(query, query_pos)
-            if self.mode == "bev":
+            if self.mode is Stage.BEV:
                 attended, locations = self._attend_bev(
                     layer, query + query_pos, reference, previous_box, features
                 )
@@ -191,4 +190,4 @@ class DistillationHead(nn.Module):
             all_codes.append(code)
             # the next layer looks around this layer's box: its centre and (box mode) its size and yaw
             reference, previous_box = centers01.detach(), code.detach()
-        return DistillHeadOutputs(all_logits[-1], all_codes[-1], locations, visible, all_logits, all_codes)
+        return DistillHeadOutputs(torch.stack(all_logits), torch.stack(all_codes), locations, visible)

@@ -30,7 +30,7 @@ from fd3d.distill.distill_head import DistillationHead, DistillHeadOutputs
 from fd3d.distill.expert import build_frozen_expert
 from fd3d.distill.feature_cache import ExpertFeatureCache, expert_fingerprint
 from fd3d.distill.focal_queries import select_focal_queries
-from fd3d.distill.pairing import StagePairing, feature_shapes
+from fd3d.distill.pairing import BEVPair, Stage, StagePairing, feature_shapes
 from fd3d.distill.ray_artifacts import smear_along_rays
 from fd3d.distill.registry import (
     DISTILL_LOSS_REGISTRY,
@@ -116,11 +116,9 @@ class Distiller(nn.Module, TrainableModel):
     def _build_head(self, cfg: CfgNode) -> None:
         head_cfg = cfg.DISTILL.HEAD
         pair = self.pairing.head_pair()
-        mode = pair.stage
-        dims = self.pairing.channels(pair)[1]
         self.head = DistillationHead(
-            mode,
-            dims,
+            pair.stage,
+            pair.expert_channels,
             len(cfg.DATASETS.CLASSES),
             head_cfg.NUM_QUERIES,
             head_cfg.NUM_HEADS,
@@ -129,12 +127,13 @@ class Distiller(nn.Module, TrainableModel):
             list(self.expert_cfg.MODEL.POINT_CLOUD_RANGE),
             pv_level=pair.expert_level,
             num_layers=head_cfg.NUM_LAYERS,
-            box_reference=head_cfg.BOX_REFERENCE and mode == "bev",
+            box_reference=head_cfg.BOX_REFERENCE and isinstance(pair, BEVPair),
         )
         self.head_loss = DetectionLoss(
             cls_weight=head_cfg.CLS_WEIGHT,
             box_weight=head_cfg.BOX_WEIGHT,
             code_weights=cfg.MODEL.HEAD.CODE_WEIGHTS,
+            prefix="loss_dh",
         )
 
     # ------------------------------------------------------------------------- the engine's questions
@@ -204,7 +203,7 @@ class Distiller(nn.Module, TrainableModel):
     def _feature_cache(self, batch: dict) -> ExpertFeatureCache:
         if self._cache is None:
             levels = [pair.expert_level for pair in self.pairing.pv_pairs]
-            if self.head is not None and self.head.mode == "pv":
+            if self.head is not None and self.head.mode is Stage.PV:
                 levels.append(self.head.pv_level)
             fingerprint = expert_fingerprint(
                 self.expert,
@@ -225,20 +224,15 @@ class Distiller(nn.Module, TrainableModel):
     ) -> tuple[DistillHeadOutputs, Tensor, list[tuple[Tensor, Tensor]]]:
         """Head outputs, focal mask (B, Q) and the last layer's matching; L_dh of every layer into losses."""
         outputs = self.head(expert)
-        num_layers = len(outputs.all_cls_logits)
-        for layer, (logits, code) in enumerate(
-            zip(outputs.all_cls_logits, outputs.all_box_codes, strict=True)
-        ):
-            focal_loss, l1_loss, matches = self.head_loss.layer_loss(
-                logits, code, batch["gt_boxes"], batch["gt_labels"]
-            )
-            suffix = "" if layer == num_layers - 1 else f"_d{layer}"  # every layer supervised (Eq. 2)
-            losses[f"loss_dh_cls{suffix}"] = self.head_loss.cls_weight * focal_loss
-            losses[f"loss_dh_box{suffix}"] = self.head_loss.box_weight * l1_loss
+        # every layer supervised (Eq. 2); the focal queries are the last layer's
+        head_losses, matches = self.head_loss.losses_and_matches(
+            outputs, batch["gt_boxes"], batch["gt_labels"]
+        )
+        losses.update(head_losses)
         head_cfg = self.cfg.DISTILL.HEAD
         focal = select_focal_queries(
-            outputs.cls_logits,
-            outputs.box_code,
+            outputs.cls_logits[-1],
+            outputs.box_code[-1],
             matches,
             batch["gt_boxes"],
             head_cfg.CONF_THRESH,

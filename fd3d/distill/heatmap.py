@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from fd3d.distill.alignment import FeatureAligner
 from fd3d.distill.cwd import channel_wise_divergence
 from fd3d.distill.masks import bev_cell_centres
-from fd3d.distill.pairing import FeaturePair, StagePairing
+from fd3d.distill.pairing import FeaturePair, PVPair, StagePairing
 from fd3d.distill.registry import DistillationStep, PairwiseLoss, register_distillation_loss
 
 
@@ -60,7 +60,7 @@ class HeatmapDistillation(PairwiseLoss):
     def term(self, module: nn.Module, pair: FeaturePair, step: DistillationStep) -> Tensor:
         apprentice, expert = step.maps(pair)
         aligned = module(apprentice)
-        if pair.stage == "pv":
+        if isinstance(pair, PVPair):
             return self.settings.PV_WEIGHT * channel_wise_divergence(
                 aligned, expert.detach(), self.settings.TAU
             )

@@ -125,6 +125,9 @@ class QFD(DistillationLoss):
         if adapter not in ADAPTERS:
             raise ConfigError(f"DISTILL.QFD.ADAPTER must be one of {ADAPTERS}, got {adapter!r}")
         self.weight, self.pair, self.normalize = weight, pair, normalize
+        # "aligner" grows the apprentice map before sampling, "linear" maps each of its samples; only
+        # that module exists, so checkpoints hold the chosen variant's weights alone
+        self.adapter_kind = adapter
         if adapter == "aligner":
             self.aligner = FeatureAligner(apprentice_channels, expert_channels, pair.upsample)
         else:
@@ -138,13 +141,10 @@ class QFD(DistillationLoss):
 
     def forward(self, step: DistillationStep) -> dict[str, Tensor]:
         apprentice, expert = step.maps(self.pair)
-        adapter = getattr(self, "adapter", None)
+        adapter = self.adapter if self.adapter_kind == "linear" else None
         if adapter is None:
             apprentice = self.aligner(apprentice)
-        locations, focal = step.head.locations.detach(), step.focal
-        if self.pair.stage == "pv":
-            locations = locations.flatten(0, 1)  # (B*Ncam, Q, M, K, 2)
-            focal = (focal[:, None] & step.head.visible).flatten(0, 1)
+        locations, focal = self.pair.per_map(step.head.locations.detach(), step.focal, step.head.visible)
         loss = query_focal_distillation(
             expert, apprentice, locations, focal, normalize=self.normalize, adapter=adapter
         )

@@ -55,14 +55,14 @@ class DistillationStep:
 
     def maps(self, pair: FeaturePair) -> tuple[Tensor, Tensor]:
         """(apprentice, expert) maps of a pair, the expert's pooled to the apprentice's grid if configured."""
-        apprentice = self.pairing.apprentice_map(self.apprentice, pair)
+        apprentice = pair.apprentice_map(self.apprentice)
         return apprentice, self.pairing.expert_map(self.expert, pair, apprentice)
 
     def focal_boxes(self) -> list[Tensor]:
         """Per sample, the decoded (N_f, 9) boxes of the focal queries, detached (Section 3.4)."""
         if self._focal_boxes is None:
             with torch.no_grad():
-                self._focal_boxes = focal_boxes(self.head.box_code, self.focal)
+                self._focal_boxes = focal_boxes(self.head.box_code[-1], self.focal)
         return self._focal_boxes
 
 

@@ -95,5 +95,5 @@ class SMGD(PairwiseLoss):
             boxes = [b.to(apprentice) for b in step.batch["gt_boxes"]]
         else:
             boxes = step.focal_boxes()
-        masks = step.pairing.box_masks(boxes, step.apprentice, pair)
+        masks = pair.box_masks(boxes, step.apprentice)
         return self.settings.WEIGHT * module(apprentice, expert, masks)

@@ -124,11 +124,9 @@ def _measure_head(distiller: Distiller, cfg: CfgNode, samples: int) -> tuple[dic
             head, focal, matches, batch["gt_boxes"], distiller.head.pc_range, expert.geometry
         )
         on, total = on + hit, total + count
-        boxes = focal_boxes(head.box_code, focal)
+        boxes = focal_boxes(head.box_code[-1], focal)
         for pair in pairs:
-            coverage.setdefault(pair.name, []).append(
-                float(pairing.box_masks(boxes, apprentice, pair).float().mean())
-            )
+            coverage.setdefault(pair.name, []).append(float(pair.box_masks(boxes, apprentice).float().mean()))
         if not example and focal.any() and head.visible is None:
             example = {
                 "bev": expert.bev[0],  # (C, H, W)

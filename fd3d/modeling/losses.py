@@ -14,10 +14,15 @@ from torch import Tensor, nn
 
 from fd3d.modeling.assigner import assign
 from fd3d.modeling.box_coder import CODE_SIZE, encode_boxes
+from fd3d.modeling.outputs import HeadOutputs
 
 
 class DetectionLoss(nn.Module):
-    """Per decoder layer: loss_cls = w_cls · focal / N_gt and loss_box = w_box · Σ w·|Δcode| / N_gt."""
+    """Per decoder layer: <prefix>_cls = w_cls · focal / N_gt and <prefix>_box = w_box · Σ w·|Δcode| / N_gt.
+
+    It trains every DETR-style head of fd3d alike: the detectors' (prefix "loss") and the distillation
+    head's (L_dh of Eq. 2, prefix "loss_dh"), both handing it a `HeadOutputs`.
+    """
 
     def __init__(
         self,
@@ -26,12 +31,13 @@ class DetectionLoss(nn.Module):
         alpha: float = 0.25,
         gamma: float = 2.0,
         code_weights: Sequence[float] = (1.0,) * 8 + (0.2, 0.2),
+        prefix: str = "loss",
     ) -> None:
         super().__init__()
         if len(code_weights) != CODE_SIZE:
             raise ValueError(f"code_weights needs {CODE_SIZE} values, got {len(code_weights)}")
         self.cls_weight, self.box_weight = cls_weight, box_weight
-        self.alpha, self.gamma = alpha, gamma
+        self.alpha, self.gamma, self.prefix = alpha, gamma, prefix
         self.register_buffer("code_weights", torch.tensor(code_weights, dtype=torch.float32), False)
 
     def match(
@@ -81,18 +87,27 @@ class DetectionLoss(nn.Module):
         focal = sigmoid_focal_loss(cls_logits, cls_targets, self.alpha, self.gamma, reduction="sum")
         return focal / normaliser, l1_sum / normaliser, matches
 
-    def forward(self, outputs, gt_boxes: list[Tensor], gt_labels: list[Tensor]) -> dict[str, Tensor]:
-        """Named losses for every decoder layer of `outputs` (a `HeadOutputs`)."""
+    def losses_and_matches(
+        self, outputs: HeadOutputs, gt_boxes: list[Tensor], gt_labels: list[Tensor]
+    ) -> tuple[dict[str, Tensor], list[tuple[Tensor, Tensor]]]:
+        """Named losses of every decoder layer of `outputs` (the last unsuffixed, layer l `_d<l>`: deep
+        supervision) and the last layer's per-sample matching, which the distiller's focal queries use."""
         losses = {}
         num_layers = outputs.cls_logits.shape[0]
         for layer in range(num_layers):
-            focal, l1, _ = self.layer_loss(
+            focal, l1, matches = self.layer_loss(
                 outputs.cls_logits[layer], outputs.box_code[layer], gt_boxes, gt_labels
             )
             suffix = "" if layer == num_layers - 1 else f"_d{layer}"
-            losses[f"loss_cls{suffix}"] = self.cls_weight * focal
-            losses[f"loss_box{suffix}"] = self.box_weight * l1
-        return losses
+            losses[f"{self.prefix}_cls{suffix}"] = self.cls_weight * focal
+            losses[f"{self.prefix}_box{suffix}"] = self.box_weight * l1
+        return losses, matches
+
+    def forward(
+        self, outputs: HeadOutputs, gt_boxes: list[Tensor], gt_labels: list[Tensor]
+    ) -> dict[str, Tensor]:
+        """Named losses for every decoder layer of `outputs`."""
+        return self.losses_and_matches(outputs, gt_boxes, gt_labels)[0]
 
 
 def _unmatched(cls_logits: Tensor, box_code: Tensor) -> tuple[Tensor, Tensor, list[tuple[Tensor, Tensor]]]:

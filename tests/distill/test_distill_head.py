@@ -56,8 +56,7 @@ def test_layered_head_samples_where_the_input_leads_it(box_reference):
         a, b = model(bev_features(1)), model(bev_features(2))
     assert a.locations.shape == (1, 30, 4, 4, 2)
     assert (a.locations - b.locations).abs().amax() > 1e-3
-    assert len(a.all_cls_logits) == len(a.all_box_codes) == 3
-    assert torch.equal(a.all_box_codes[-1], a.box_code)
+    assert a.cls_logits.shape == (3, 1, 30, 10) and a.box_code.shape == (3, 1, 30, 10)  # every layer
 
 
 def test_box_offset_transform_by_hand():
@@ -76,7 +75,7 @@ def test_box_reference_starts_with_every_sample_on_the_previous_box():
     with torch.no_grad():
         model.layers[1].cross_attn.sampling_offsets.weight.zero_()  # the initial ring of the last layer
         out = model(bev_features(3))
-    previous = out.all_box_codes[0][0]  # (Q, 10) of layer 0: the last layer's reference boxes
+    previous = out.box_code[0][0]  # (Q, 10) of layer 0: the last layer's reference boxes
     boxes = torch.cat([previous[:, :2], previous[:, 4:5], previous[:, 2:4].exp(), previous[:, 5:6].exp(),
                        torch.atan2(previous[:, 6], previous[:, 7])[:, None]], 1)  # fmt: skip
     lo, size = torch.tensor(EXTENT[:2]), torch.tensor(EXTENT[2:]) - torch.tensor(EXTENT[:2])
@@ -91,7 +90,7 @@ def test_box_reference_starts_with_every_sample_on_the_previous_box():
         plain_out = plain(bev_features(3))
     plain_metric = lo + plain_out.locations[0].flatten(1, 2) * size
     plain_boxes = boxes.clone()
-    plain_boxes[:, :2] = plain_out.all_box_codes[0][0][:, :2]
+    plain_boxes[:, :2] = plain_out.box_code[0][0][:, :2]
     assert points_in_bev_boxes(plain_metric, plain_boxes).float().mean() < 0.5
 
 
