@@ -1,10 +1,16 @@
 """Installable fd3d: focal knowledge distillation for camera-only 3D detectors."""
 
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# one version, the package's own `fd3d.__version__`
+VERSION = re.search(r'^__version__ = "([^"]+)"', Path("fd3d/__init__.py").read_text(), re.M).group(1)
 
 setup(
     name="fd3d",
-    version="0.1.0",
+    version=VERSION,
     description="Distilling focal knowledge from an imperfect expert for camera-only 3D object detection",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -32,7 +32,9 @@ optionally `queue` (previous frames, oldest first).
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +82,9 @@ class Camera3DDetector(nn.Module, TrainableModel, ABC):
 
     def __init__(self, cfg: CfgNode) -> None:
         super().__init__()
+        # the detector keeps the config it was built from: `save_pretrained(folder)` needs nothing else
+        self.config = cfg.clone()
+        self.config.freeze()
         model = cfg.MODEL
         if len(model.POINT_CLOUD_RANGE) != 6:
             raise ValueError(f"MODEL.POINT_CLOUD_RANGE needs 6 values, got {model.POINT_CLOUD_RANGE}")
@@ -129,6 +134,18 @@ class Camera3DDetector(nn.Module, TrainableModel, ABC):
         # the evaluation protocol of a temporal detector its config names ("" = fd3d's "queue"), what
         # `--eval-only` uses unless its own config names one (`fd3d.evaluation.scene_protocol`)
         self.temporal_protocol = str(cfg.TEST.TEMPORAL_PROTOCOL)
+
+    def save_pretrained(self, folder: str | os.PathLike, **card) -> Path:
+        """Write this detector as a model folder (config.json, model.safetensors, README.md card) that
+        `fd3d.from_pretrained(folder)` builds back; `card` takes `fd3d.hub.save_pretrained`'s keyword
+        fields (metrics, gflops, distilled_from, method, eval_dataset, notes).
+
+        Model folders are the hub layer's format, one layer above this one: the import is deferred, the
+        single such call in fd3d (README "Layout"; transformers' `PreTrainedModel.save_pretrained` alike).
+        """
+        from fd3d.hub import save_pretrained
+
+        return save_pretrained(self, self.config, folder, **card)
 
     def normalized_images(self, batch: dict) -> Tensor:
         """(B, Ncam, 3, H, W) float network input: uint8 RGB `images` normalised in INPUT.FORMAT's order.
