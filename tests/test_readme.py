@@ -60,3 +60,36 @@ def test_every_tool_is_documented_and_prints_help(tool):
     done = subprocess.run([sys.executable, str(ROOT / "tools" / tool), "--help"], capture_output=True,
                           text=True, timeout=120, cwd=ROOT)  # fmt: skip
     assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
+
+
+# a repository path named in a README: `fd3d/...`, `tools/x.py`, `projects/...`, ... (outputs go to work/)
+REPO_PATH = re.compile(
+    r"(?<![\w/.-])((?:fd3d|tools|projects|configs|benchmarks|tests)/[\w./<>*-]*[\w*>])(\.?\{)?"
+)
+# files the "Add a distillation method" walk-through has the reader write
+WRITTEN_BY_THE_READER = {"fd3d/distill/l1.py", "configs/distill/methods/l1.yaml"}
+
+
+def named_paths(markdown: str) -> set[str]:
+    """Repository paths a README names; templated (`<run>`), globbed and brace-expanded ones skipped."""
+    return {p for p, brace in REPO_PATH.findall(markdown) if not brace and not any(c in p for c in "<>*")}
+
+
+def test_named_paths_rule_on_a_known_line():
+    text = (
+        "see `fd3d/hub/card.py`, run `python tools/demo.py`, in benchmarks/results/<study>/x.md, a.{md,json}"
+    )
+    assert named_paths(text + " `configs/official_{tiny,small}.yaml` fd3d/studies/x.{md,png}.") == {
+        "fd3d/hub/card.py",
+        "tools/demo.py",
+    }
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_path_a_readme_names_exists(readme):
+    def exists(path: str) -> bool:
+        return (ROOT / path).exists() or (ROOT / f"{path}.py").exists()  # a module, named without .py
+
+    named = named_paths(readme.read_text()) - WRITTEN_BY_THE_READER
+    missing = sorted(p for p in named if not exists(p.rstrip(".")))
+    assert not missing, f"{readme.name} names paths that do not exist: {missing}"
