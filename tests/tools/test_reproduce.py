@@ -10,7 +10,7 @@ import pytest
 
 from fd3d.engine.trainer import train
 from fd3d.hub import load_pretrained_config
-from tools import reproduce
+from fd3d.studies import jobs, warm
 from tools.reproduce import main
 
 TOY = ["--quick", "--steps", "2", "--expert-steps", "2"]
@@ -33,7 +33,7 @@ def trained(monkeypatch):
         configs.append(cfg)
         return train(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(reproduce, "train", recording_train)
+    monkeypatch.setattr(jobs, "train", recording_train)
     return configs
 
 
@@ -137,7 +137,7 @@ def test_warm_protocol_with_a_ray_corrupted_expert_runs_apart(study, trained):
 
 def test_warm_protocol_at_a_narrower_range_fine_tunes_its_own_expert_and_start(study, trained, monkeypatch):
     out, _ = study
-    monkeypatch.setattr(reproduce, "RANGE_VARIANT", {"expert_steps": 2, "apprentice_steps": 3})
+    monkeypatch.setattr(warm, "RANGE_VARIANT", {"expert_steps": 2, "apprentice_steps": 3})
     study_args = [*TOY, "--protocol", "warm", "--out", str(out), "--methods", "apprentice", "cwd",
                   "--weightings", "paper", "--bev-range", "25.6"]  # fmt: skip
     results = main(study_args)

@@ -9,16 +9,9 @@ import pytest
 from matplotlib.collections import LineCollection, PathCollection
 
 from fd3d.evaluation.nuscenes_eval import METRIC_KEYS
-from fd3d.evaluation.reproduction import (
-    gain_and_gap,
-    paired_comparisons,
-    paired_difference,
-    paired_figure,
-    paired_table,
-    save_figure,
-    summarize,
-    write_results,
-)
+from fd3d.studies.aggregate import gain_and_gap, paired_comparisons, paired_difference, summarize
+from fd3d.studies.figures import paired_figure, save_figure
+from fd3d.studies.report import paired_table, write_results
 
 
 def run(seed: int, nds: float) -> dict:
