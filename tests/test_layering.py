@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # lowest first; packages on one line are one layer and may import each other's lower layers only
 LAYERS = [
-    ("atomic", "integrity", "plugins", "ops"),
+    ("atomic", "errors", "integrity", "plugins", "ops"),
     ("data",),
     ("config",),
     ("modeling",),

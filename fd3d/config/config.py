@@ -19,14 +19,11 @@ import yaml
 from fvcore.common.config import BASE_KEY, CfgNode
 
 from fd3d.config.defaults import _C
+from fd3d.errors import ConfigError  # noqa: F401  (re-exported: fd3d.config.ConfigError)
 from fd3d.plugins import load_projects
 
 ConfigExtension = Callable[[CfgNode], None]
 _EXTENSIONS: dict[str, ConfigExtension] = {}
-
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the defaults: names the key and the valid ones."""
 
 
 def register_config_extension(meta_architecture: str) -> Callable[[ConfigExtension], ConfigExtension]:

@@ -10,6 +10,7 @@ import torch
 from fvcore.common.config import CfgNode
 from tqdm import tqdm
 
+from fd3d.data.build import build_dataset
 from fd3d.data.dataset import collate_samples
 from fd3d.distill import Distiller
 from fd3d.distill.diagnostics import (
@@ -19,7 +20,6 @@ from fd3d.distill.diagnostics import (
     recording_features,
 )
 from fd3d.distill.focal_queries import focal_boxes
-from fd3d.engine.build import build_dataset
 from fd3d.engine.trainer import TrainingRun, batches, training_step
 from fd3d.modeling.evaluating import evaluating
 

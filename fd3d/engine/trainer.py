@@ -23,13 +23,13 @@ from tqdm import tqdm
 
 from fd3d.atomic import write_json_atomically
 from fd3d.config import ConfigError
+from fd3d.data.build import build_dataset, build_loader
 from fd3d.data.dataset import NuScenesDataset
 from fd3d.data.manifest import ShardError
 from fd3d.data.nuscenes import DatasetError, NuScenesReader
 from fd3d.data.schema import dataset_name
 from fd3d.data.stream import SceneStream, batches_per_epoch, shard_sample_tokens
 from fd3d.distill import build_training_model
-from fd3d.engine.build import build_dataset, build_loader
 from fd3d.engine.checkpoint import (
     CorruptCheckpointError,
     last_checkpoint,
@@ -40,7 +40,8 @@ from fd3d.engine.checkpoint import (
 from fd3d.engine.evaluator import evaluate, publish_metrics
 from fd3d.engine.optim import build_optimizer, build_phase_optimizer, build_scheduler
 from fd3d.engine.run_config import check_resume_config, record_run_config
-from fd3d.evaluation.scene_protocol import scene_loader, uses_scene_protocol
+from fd3d.evaluation.predict import dataset_for, loader_for
+from fd3d.evaluation.scene_protocol import uses_scene_protocol
 from fd3d.hub import WEIGHTS_NAME, from_pretrained, load_pretrained_config, load_weights_into, save_pretrained
 from fd3d.modeling.trainable import TrainingPhase
 
@@ -195,25 +196,20 @@ def _evaluate_into(detector, cfg: CfgNode, accelerator: Accelerator, name: str) 
     """Score `detector` on DATASETS.TEST_SPLIT into OUTPUT_DIR/name, with TEST.TEMPORAL_PROTOCOL: a
     temporal detector under "scene" reads single frames, each scene whole on one process in time order."""
     scene_protocol = uses_scene_protocol(detector, cfg.TEST.TEMPORAL_PROTOCOL)
-    dataset = build_dataset(
+    dataset = dataset_for(
+        detector,
         cfg,
         cfg.DATASETS.TEST_SPLIT,
-        tuple(cfg.INPUT.IMAGE_SIZE),
-        0 if scene_protocol else detector.queue_length,
+        scene_protocol,
         rank=accelerator.process_index,
         world_size=accelerator.num_processes,
     )
     reader = None
     if isinstance(dataset, SceneStream):  # scored with the dataroot's tables (no images needed there)
         reader = NuScenesReader(cfg.DATASETS.DATAROOT, cfg.DATASETS.VERSION)
-    if scene_protocol:
-        loader = scene_loader(
-            dataset, cfg.DATALOADER.NUM_WORKERS, accelerator.process_index, accelerator.num_processes
-        )
-    else:
-        loader = build_loader(dataset, cfg.TEST.IMS_PER_BATCH, False, cfg.DATALOADER.NUM_WORKERS)
-        if not isinstance(dataset, SceneStream):
-            loader = accelerator.prepare(loader)
+    loader = loader_for(
+        dataset, cfg.TEST.IMS_PER_BATCH, cfg.DATALOADER.NUM_WORKERS, scene_protocol, accelerator
+    )
     out = Path(cfg.OUTPUT_DIR)
     metrics = evaluate(detector, loader, accelerator, cfg, out / name, reader, scene_protocol)
     if metrics is not None:
@@ -546,14 +542,8 @@ def evaluate_only(cfg: CfgNode) -> dict | None:
         raise ValueError("--eval-only needs MODEL.WEIGHTS: a model folder (OUTPUT_DIR/model) or a Hub id")
     check_writable(cfg.OUTPUT_DIR)  # before the whole split is predicted, not after
     accelerator = make_accelerator(cfg)
+    # the data is decoded as the model was built to read it (`dataset_for`), whatever INPUT.* says
     detector = from_pretrained(cfg.MODEL.WEIGHTS).to(accelerator.device)
-    # the data is decoded as the model was built to read it: its image size and resize filter
-    model_input = (list(detector.image_size), detector.resize_mode)
-    if model_input != (list(cfg.INPUT.IMAGE_SIZE), cfg.INPUT.RESIZE):
-        cfg = cfg.clone()
-        cfg.defrost()
-        cfg.INPUT.IMAGE_SIZE, cfg.INPUT.RESIZE = model_input
-        cfg.freeze()
     metrics = _evaluate_into(detector, cfg, accelerator, "eval")
     accelerator.end_training()
     return metrics

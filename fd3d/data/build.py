@@ -8,9 +8,9 @@ import torch
 from fvcore.common.config import CfgNode
 from torch.utils.data import DataLoader, Dataset
 
-from fd3d.config import ConfigError
 from fd3d.data.dataset import NuScenesDataset, collate_samples
 from fd3d.data.stream import SceneStream, shard_files_of
+from fd3d.errors import ConfigError
 
 DATA_SOURCES = ("dataroot", "parquet", "hub")
 
