@@ -93,3 +93,14 @@ def test_every_path_a_readme_names_exists(readme):
     named = named_paths(readme.read_text()) - WRITTEN_BY_THE_READER
     missing = sorted(p for p in named if not exists(p.rstrip(".")))
     assert not missing, f"{readme.name} names paths that do not exist: {missing}"
+
+
+def test_the_python_api_snippet_prints_what_the_readme_shows(tmp_path):
+    section = (ROOT / "README.md").read_text().split("## Python API", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shown = re.search(r"```text\n(.*?)```", section, re.S).group(1)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == shown
