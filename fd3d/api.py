@@ -69,8 +69,10 @@ def evaluate(
     version: str = "v1.0-trainval",
     split: str = "val",
     progress: bool = True,
+    temporal_protocol: str = "",
 ) -> dict:
     """Official devkit metrics (NDS, mAP, TP errors) of a detector, model folder or Hub id on `split` of a
-    nuScenes-format dataroot; the devkit's files and metrics.json are written to `out_dir`."""
+    nuScenes-format dataroot; the devkit's files and metrics.json are written to `out_dir`. A temporal
+    detector is scored under `temporal_protocol` ("queue" or "scene"; "" for its config's own)."""
     detector = from_pretrained(model) if isinstance(model, (str, os.PathLike)) else model
-    return evaluate_model(detector, dataroot, version, split, out_dir, progress)
+    return evaluate_model(detector, dataroot, version, split, out_dir, progress, temporal_protocol)

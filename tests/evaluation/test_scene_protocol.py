@@ -7,6 +7,7 @@ the official code's own multi-frame outputs are the reference of `stream_frame` 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -16,6 +17,9 @@ import torch
 from fd3d.config import ConfigError, load_config
 from fd3d.data.dataset import NuScenesDataset, collate_samples
 from fd3d.engine.trainer import evaluate_only
+from fd3d.evaluation.inference import evaluate_model
+from fd3d.evaluation.nuscenes_eval import evaluate_detections
+from fd3d.evaluation.predict import to_detections
 from fd3d.evaluation.scene_protocol import predict_scenes, scene_indices, scene_loader, uses_scene_protocol
 from fd3d.hub import save_pretrained
 from fd3d.modeling.evaluating import evaluating
@@ -43,11 +47,11 @@ def data(dataroot: Path) -> list[str]:
     ]
 
 
-def temporal_model(queue_length: int) -> torch.nn.Module:
+def temporal_model(queue_length: int, protocol: str = "") -> torch.nn.Module:
+    """`protocol`: the TEST.TEMPORAL_PROTOCOL the model's own config names ("" for fd3d's "queue")."""
     torch.manual_seed(0)
-    model = build_model(
-        load_config(CONFIG, [*OFFICIAL_SWITCHES, "MODEL.BEVFORMER.QUEUE_LENGTH", str(queue_length)])
-    )
+    options = [*OFFICIAL_SWITCHES, "MODEL.BEVFORMER.QUEUE_LENGTH", str(queue_length)]
+    model = build_model(load_config(CONFIG, [*options, "TEST.TEMPORAL_PROTOCOL", protocol]))
     with torch.no_grad():  # history must matter: the temporal attention's output is not near zero
         for name, parameter in model.named_parameters():
             if "tsa" in name and parameter.dim() > 1:
@@ -157,6 +161,28 @@ def test_eval_only_scores_both_protocols_and_the_scene_one_encodes_each_frame_on
     assert counts == {"queue": 6 * 3, "scene": 6}  # 6 samples; a queue of 2 re-encodes 2 frames per sample
     assert metrics["scene"]["NDS"] == pytest.approx(metrics["queue"]["NDS"], abs=1e-6)
     assert math.isfinite(metrics["scene"]["NDS"])
+
+
+def submission(folder: Path) -> dict:
+    return json.loads((folder / "results_nusc.json").read_text())["results"]
+
+
+def test_evaluate_model_applies_the_protocol_the_models_config_names(mini_dataroot, tmp_path):
+    """`fd3d.evaluate` / `evaluate_model` (a model without a run config, as downloaded or converted): a
+    model whose config names "scene" is scored frame by frame through its scenes, the submission written
+    from `predict_scenes`' predictions; the argument overrides the config ("queue" = a queue model's)."""
+    model = temporal_model(queue_length=1, protocol="scene")
+    evaluate_model(model, mini_dataroot, "v1.0-mini", "mini_val", tmp_path / "scene", progress=False)
+    streamed = {
+        token: to_detections(found) for token, found in by_scene_protocol(model, mini_dataroot).items()
+    }
+    reader = NuScenesDataset(mini_dataroot, "v1.0-mini", "mini_val").reader
+    evaluate_detections(reader, streamed, "mini_val", tmp_path / "streamed")
+    assert submission(tmp_path / "scene") == submission(tmp_path / "streamed")
+    evaluate_model(model, mini_dataroot, "v1.0-mini", "mini_val", tmp_path / "queue", False, "queue")
+    evaluate_model(temporal_model(queue_length=1), mini_dataroot, "v1.0-mini", "mini_val",
+                   tmp_path / "own", progress=False)  # fmt: skip
+    assert submission(tmp_path / "queue") == submission(tmp_path / "own") != submission(tmp_path / "scene")
 
 
 def test_a_protocol_name_that_does_not_exist_is_named():
