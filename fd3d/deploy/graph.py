@@ -109,8 +109,7 @@ class InferenceGraph(nn.Module):
         if self.temporal:
             outputs.append(features.bev)
         if has_export_slots(self.detector):
-            dropped = self.detector.hits_dropped()  # None in eager mode: every hit cell is gathered
-            outputs.append(torch.zeros((), dtype=torch.long) if dropped is None else dropped)
+            outputs.append(self.detector.hits_dropped())
         return tuple(outputs)
 
 

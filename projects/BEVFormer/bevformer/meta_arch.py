@@ -130,9 +130,9 @@ class BEVFormer(Camera3DDetector):
             layer.sca.export_slots = slots
         return slots
 
-    def hits_dropped(self) -> Tensor | None:
-        """In an exported graph: the hit cells the last frame's rig has beyond the export slots (0: none)."""
-        return self.encoder.layers[0].sca.dropped
+    def hits_dropped(self) -> Tensor:
+        """The hit cells the last frame's rig has beyond the export slots: 0 but in an exported graph."""
+        return self.encoder.layers[0].sca.dropped.clone()
 
     def next_state(self, features: DetectorFeatures, batch: dict) -> dict | None:
         """The BEV as the next frame's `prev_bev` and, for CAN-bus models, this frame's absolute CAN bus as

@@ -55,7 +55,9 @@ class SpatialCrossAttention(nn.Module):
             num_points,
         )
         self.export_slots: int | None = None  # cells gathered per camera in an exported graph
-        self.dropped: Tensor | None = None  # hit cells beyond export_slots in the last exported frame
+        # hit cells beyond export_slots in the last frame (0 in eager mode: every hit cell is gathered); a
+        # buffer, so an exported graph carries the count it computes, not a traced attribute
+        self.register_buffer("dropped", torch.zeros((), dtype=torch.long), persistent=False)
 
     def forward(
         self,
@@ -74,12 +76,12 @@ class SpatialCrossAttention(nn.Module):
         hit_cells = hit.any(-1)  # (B, Ncam, HW)
         counts = hit_cells.sum(-1)  # (B, Ncam)
         # An exported graph cannot size a tensor by the data: export_slots cells, or every cell (masked).
-        self.dropped = None
         if torch.compiler.is_exporting():
             slots = min(self.export_slots or cells, cells)
-            self.dropped = (counts - slots).clamp(min=0).sum()
+            self.dropped.copy_((counts - slots).clamp(min=0).sum())
         else:
             slots = max(int(counts.max()), 1)
+            self.dropped.zero_()
         # hit cells first, each group in cell order (unique keys: no stable sort needed, which ONNX lacks)
         order_key = (~hit_cells).long() * cells + torch.arange(cells, device=hit.device)
         index = torch.argsort(order_key, dim=-1)[..., :slots]
