@@ -73,7 +73,8 @@ def run_study(
                 if method != "apprentice":
                     overrides += [*distill, *head_overrides(STUDY_METHODS[method], STUDY_HEAD_PRETRAIN)]
                     if weighting == "calibrated":
-                        found = stage_calibration(method, STUDY_METHODS[method], out, results,
+                        source = STUDY_METHODS[method].calibrated_as or method
+                        found = stage_calibration(source, STUDY_METHODS[source], out, results,
                                                   [*data, *distill], plan)  # fmt: skip
                         overrides += scale_overrides(found["stage_scales"])
                 run_job(name, STUDY_METHODS[method].config, out / "runs" / name / f"seed{seed}", overrides)

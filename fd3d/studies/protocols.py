@@ -22,11 +22,13 @@ DETECTOR_CONFIGS = ROOT / "projects" / "BEVFormer" / "configs"
 @dataclass(frozen=True)
 class Method:
     """One row of a study: the config overlays its runs merge in order, the overrides it adds to them,
-    and whether its distillation head is pre-trained on the expert before the apprentice trains."""
+    whether its distillation head is pre-trained on the expert before the apprentice trains, and the
+    method whose calibration it uses."""
 
     config: list[Path]
     overrides: tuple[str, ...] = ()
     pretrains_head: bool = False
+    calibrated_as: str = ""  # a term ablation takes its whole method's stage scales ("" = its own)
 
 
 def head_overrides(method: Method, steps: int) -> list[str]:
@@ -149,6 +151,9 @@ STUDY_METHODS = {
     "mgd": Method(distill_config(STUDY_PAIR, "mgd")),
     "cwd": Method(distill_config(STUDY_PAIR, "cwd")),
     "heatmap": Method(distill_config(STUDY_PAIR, "heatmap")),
+    # which of FD3D's terms carries its gain: each alone, at FD3D's calibrated scale for its stage
+    "fd3d_smgd": Method(distill_config(STUDY_PAIR, "smgd_only"), pretrains_head=True, calibrated_as="fd3d"),
+    "fd3d_qfd": Method(distill_config(STUDY_PAIR, "qfd_only"), pretrains_head=True, calibrated_as="fd3d"),
 }
 STUDY_WEIGHTINGS = ("calibrated", "paper")
 STUDY_HEAD_PRETRAIN = 1000

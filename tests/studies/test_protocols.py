@@ -3,7 +3,7 @@ the string-keyed tables they replace."""
 
 from dataclasses import asdict
 
-from fd3d.config import distill_config
+from fd3d.config import distill_config, load_config
 from fd3d.studies.distillation import study_plan
 from fd3d.studies.protocols import (
     APPRENTICE,
@@ -48,10 +48,21 @@ def test_warm_table_gives_the_configs_and_overrides_of_the_old_table():
 def test_head_overrides_only_for_methods_with_a_head():
     assert head_overrides(Method(APPRENTICE), 7) == []
     assert head_overrides(WARM_METHODS["qfd_only_static"], 7) == ["DISTILL.HEAD.PRETRAIN_ITERS", "7"]
-    # the distillation study pre-trains FD3D's head alone, for 1000 steps
+    # the distillation study pre-trains FD3D's head (and its terms' ablations') alone, for 1000 steps
     study = {name: head_overrides(m, STUDY_HEAD_PRETRAIN) for name, m in STUDY_METHODS.items()}
-    assert study.pop("fd3d") == ["DISTILL.HEAD.PRETRAIN_ITERS", "1000"] and not any(study.values())
+    for name in ("fd3d", "fd3d_smgd", "fd3d_qfd"):
+        assert study.pop(name) == ["DISTILL.HEAD.PRETRAIN_ITERS", "1000"]
+    assert not any(study.values())
     assert STUDY_METHODS["apprentice"].config == STUDY_APPRENTICE
+
+
+def test_fd3d_term_ablations_keep_one_term_each_at_fd3ds_calibration():
+    """FD3D = SMGD at the BEV + QFD at the PV; each ablation drops one and takes FD3D's stage scales."""
+    losses = {name: list(load_config(STUDY_METHODS[name].config).DISTILL.LOSSES)
+              for name in ("fd3d", "fd3d_smgd", "fd3d_qfd")}  # fmt: skip
+    assert losses == {"fd3d": ["smgd", "qfd"], "fd3d_smgd": ["smgd"], "fd3d_qfd": ["qfd"]}
+    assert {name: m.calibrated_as for name, m in STUDY_METHODS.items() if m.calibrated_as} == {
+        "fd3d_smgd": "fd3d", "fd3d_qfd": "fd3d"}  # fmt: skip
 
 
 def test_plans_are_the_recorded_dicts_in_their_order():
