@@ -8,11 +8,15 @@ The pair is `configs/distill/pairs/bevformer_cpu_bev50.yaml`: the shipped expert
 (projects/BEVFormer/zoo/cpu_expert, trained on this study's data) and an apprentice with half its image
 size, half its encoder layers, a lighter backbone and a BEV grid of the same 2.05 m cells. Every method
 trains from the same initialisation for the whole schedule with distillation throughout (the paper's
-protocol), under two weightings:
+protocol), under three weightings:
 - `paper`: the method's config weights as shipped;
 - `calibrated`: `DISTILL.STAGE_SCALE` set so that at each stage (PV, BEV) the method's terms carry
   FRACTION of the detection loss's gradient there, measured on train batches over the first
-  CALIBRATION_STEPS steps of a from-scratch run (OUT/calibration/<method>.json; nothing is tuned on val).
+  CALIBRATION_STEPS steps of a from-scratch run (OUT/calibration/<method>.json; nothing is tuned on val);
+- `balanced`: from the same measurement, `DISTILL.LOSS_STAGE_SCALE` splits each stage's FRACTION equally
+  between the losses with terms there (RESULTS/calibration/balanced/<method>.json). It differs from
+  `calibrated` only where a stage holds two losses: FD3D's BEV (SMGD and QFD), where the stage scale
+  keeps their paper ratio and leaves SMGD's BEV term at ~1/60 of the detection gradient.
 
 1. generates the study's data (the expert's: 60 train + 10 val scene layouts, seed 1000) unless present,
    and scores the zoo expert on its val split (OUT/expert);

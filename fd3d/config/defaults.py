@@ -124,6 +124,10 @@ _C.DISTILL.LOSSES = []
 _C.DISTILL.STAGE_SCALE = CN()
 _C.DISTILL.STAGE_SCALE.PV = 1.0
 _C.DISTILL.STAGE_SCALE.BEV = 1.0
+# Multipliers of one method's terms at one stage, on top of STAGE_SCALE: entries "LOSS:STAGE=SCALE" (e.g.
+# "smgd:bev=15.4"). Where a stage holds several methods' terms (FD3D's BEV: SMGD and QFD), a stage scale
+# keeps their ratio at the paper's weights; these set each method's share of the stage on its own.
+_C.DISTILL.LOSS_STAGE_SCALE = []
 # How an apprentice feature of lower resolution meets the expert's (Table 4d): "deconv" upsamples the
 # apprentice with a transposed convolution, "downsample" average-pools the expert.
 _C.DISTILL.ALIGNMENT = "deconv"

@@ -30,6 +30,7 @@ from fd3d.distill.distill_head import DistillationHead, DistillHeadOutputs
 from fd3d.distill.expert import build_frozen_expert
 from fd3d.distill.feature_cache import ExpertFeatureCache, expert_fingerprint
 from fd3d.distill.focal_queries import select_focal_queries
+from fd3d.distill.loss_stage_scale import parse_loss_stage_scales
 from fd3d.distill.pairing import BEVPair, Stage, StagePairing, feature_shapes
 from fd3d.distill.ray_artifacts import smear_along_rays
 from fd3d.distill.registry import (
@@ -99,6 +100,8 @@ class Distiller(nn.Module, TrainableModel):
             if use is HeadUse.SAMPLING:
                 self.kd_modules[cls.name] = cls.from_config(cfg, self.pairing)
         self._check_pretraining(cfg.DISTILL.HEAD.PRETRAIN_ITERS)
+        stages_of = {name: module.term_stages().values() for name, module in self.kd_modules.items()}
+        self._loss_stage_scales = parse_loss_stage_scales(cfg.DISTILL.LOSS_STAGE_SCALE, stages_of)
         if cfg.DISTILL.EXPERT.RAY_ARTIFACTS.STRENGTH and not self.pairing.expert_has_bev:
             raise ConfigError(
                 "DISTILL.EXPERT.RAY_ARTIFACTS corrupts the expert's BEV, and this expert has none"
@@ -269,10 +272,11 @@ class Distiller(nn.Module, TrainableModel):
         return losses
 
     def _stage_scale(self, method: str, term: str, stage: str | None) -> float:
-        """`DISTILL.STAGE_SCALE` of the term's stage; a term of unknown stage only under scales of 1."""
+        """`DISTILL.STAGE_SCALE` of the term's stage times the method's `DISTILL.LOSS_STAGE_SCALE` there;
+        a term of unknown stage only under scales of 1."""
         scales = self.cfg.DISTILL.STAGE_SCALE
         if stage is not None:
-            return float(scales[stage.upper()])
+            return float(scales[stage.upper()]) * self._loss_stage_scales.get((method, stage), 1.0)
         if scales.PV != 1 or scales.BEV != 1:
             raise ConfigError(
                 f"DISTILL.STAGE_SCALE (PV {scales.PV}, BEV {scales.BEV}) scales terms by stage, but method "

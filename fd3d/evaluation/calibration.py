@@ -55,3 +55,37 @@ def scale_overrides(scales: Mapping[str, float]) -> list[str]:
     """The KEY VALUE overrides of `scales`: ["DISTILL.STAGE_SCALE.PV", "0.3", ...]."""
     return [item for stage, scale in sorted(scales.items()) for item in
             (f"DISTILL.STAGE_SCALE.{stage.upper()}", repr(float(scale)))]  # fmt: skip
+
+
+def loss_stage_scales(
+    norms: Mapping[str, Mapping[str, float]],
+    term_losses: Mapping[str, str],
+    term_stages: Mapping[str, str],
+    fraction: float,
+) -> dict[str, dict[str, float]]:
+    """{loss: {stage: the `DISTILL.LOSS_STAGE_SCALE` that gives it an equal share of `fraction`}}.
+
+    Each stage's `fraction` of the detection gradient is split equally between the k losses with terms
+    there: a loss's terms at a stage (norm: root of their summed squares, as in `stage_gradient_norms`)
+    are scaled to `fraction / k` x detection. With one loss per stage this is `stage_scales` exactly.
+    `norms` as in `stage_gradient_norms`; `term_losses` maps each distillation group to its loss."""
+    if not 0 < fraction < math.inf:
+        raise ValueError(f"the gradient fraction must be a positive finite number, got {fraction}")
+    missing = sorted(set(term_stages) - set(term_losses))
+    if missing:
+        raise ValueError(f"distillation terms {missing} have no loss in {dict(term_losses)}")
+    per_loss = {
+        loss: stage_gradient_norms(
+            {"detection": norms["detection"], **{t: norms[t] for t in term_stages if term_losses[t] == loss}},
+            {t: s for t, s in term_stages.items() if term_losses[t] == loss},
+        )
+        for loss in sorted(set(term_losses.values()))
+    }
+    sharing = {
+        stage: sum(stage in found for found in per_loss.values()) for stage in set(term_stages.values())
+    }
+    return {
+        loss: {stage: stage_scales({stage: measured}, fraction / sharing[stage])[stage]
+               for stage, measured in found.items()}
+        for loss, found in per_loss.items()
+    }  # fmt: skip

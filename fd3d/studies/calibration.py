@@ -13,9 +13,10 @@ from pathlib import Path
 
 from fd3d.atomic import write_json_atomically
 from fd3d.config import load_config
+from fd3d.distill.distiller import build_training_model
 from fd3d.engine.diagnose import train_and_measure
 from fd3d.engine.trainer import prepare_training
-from fd3d.evaluation.calibration import stage_gradient_norms, stage_scales
+from fd3d.evaluation.calibration import loss_stage_scales, stage_gradient_norms, stage_scales
 from fd3d.studies.protocols import MATCHED_FRACTION, STUDY_HEAD_PRETRAIN, Method, head_overrides
 
 
@@ -95,5 +96,36 @@ def stage_calibration(
     scales = stage_scales(per_stage, plan["fraction"])
     result = {"grad_norms": norms, "stage_norms": per_stage, "stage_scales": scales,
               "fraction": plan["fraction"], "steps": plan["calibration_steps"]}  # fmt: skip
+    write_json_atomically(target, result)
+    return result
+
+
+def term_layout(cfg) -> tuple[dict[str, str], dict[str, str]]:
+    """({term group: its loss}, {term group: its stage}) of a distillation config, from its distiller's
+    methods (groups are the term names without "loss_kd_", as `train_and_measure` names them)."""
+    distiller = build_training_model(cfg)
+    losses, stages = {}, {}
+    for loss, module in distiller.kd_modules.items():
+        for term, stage in module.term_stages().items():
+            losses[term.removeprefix("loss_kd_")] = loss
+            stages[term.removeprefix("loss_kd_")] = stage
+    return losses, stages
+
+
+def balanced_calibration(
+    name: str, method: Method, out: Path, results: Path, base: list[str], plan: Mapping
+) -> dict:
+    """The study's balanced weights (RESULTS/calibration/balanced/<name>.json, reused): from the same
+    gradient norms as `stage_calibration`, each stage's `fraction` split equally between the losses with
+    terms there (`loss_stage_scales`)."""
+    target = results / "calibration" / "balanced" / f"{name}.json"
+    if target.is_file():
+        return json.loads(target.read_text())
+    measured = stage_calibration(name, method, out, results, base, plan)
+    cfg = load_config(method.config, [*base, *head_overrides(method, STUDY_HEAD_PRETRAIN)])
+    term_losses, term_stages = term_layout(cfg)
+    scales = loss_stage_scales(measured["grad_norms"], term_losses, term_stages, measured["fraction"])
+    result = {"loss_stage_scales": scales, "term_losses": term_losses, "term_stages": term_stages,
+              "fraction": measured["fraction"], "measured_in": f"calibration/{name}.json"}  # fmt: skip
     write_json_atomically(target, result)
     return result

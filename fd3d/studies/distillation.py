@@ -12,9 +12,10 @@ from pathlib import Path
 
 from fd3d.atomic import write_json_atomically
 from fd3d.config import load_config
+from fd3d.distill.loss_stage_scale import loss_stage_entries
 from fd3d.engine.trainer import evaluate_only
 from fd3d.evaluation.calibration import scale_overrides
-from fd3d.studies.calibration import stage_calibration
+from fd3d.studies.calibration import balanced_calibration, stage_calibration
 from fd3d.studies.dataset import make_data
 from fd3d.studies.jobs import RUN_INFO, run_job
 from fd3d.studies.ledger import collect, record_finished_runs
@@ -77,6 +78,12 @@ def run_study(
                         found = stage_calibration(source, STUDY_METHODS[source], out, results,
                                                   [*data, *distill], plan)  # fmt: skip
                         overrides += scale_overrides(found["stage_scales"])
+                    elif weighting == "balanced":
+                        source = STUDY_METHODS[method].calibrated_as or method
+                        found = balanced_calibration(source, STUDY_METHODS[source], out, results,
+                                                     [*data, *distill], plan)  # fmt: skip
+                        entries = loss_stage_entries(found["loss_stage_scales"])
+                        overrides += ["DISTILL.LOSS_STAGE_SCALE", repr(entries)]
                 run_job(name, STUDY_METHODS[method].config, out / "runs" / name / f"seed{seed}", overrides)
                 report(out, results, plan)
 

@@ -155,7 +155,12 @@ STUDY_METHODS = {
     "fd3d_smgd": Method(distill_config(STUDY_PAIR, "smgd_only"), pretrains_head=True, calibrated_as="fd3d"),
     "fd3d_qfd": Method(distill_config(STUDY_PAIR, "qfd_only"), pretrains_head=True, calibrated_as="fd3d"),
 }
-STUDY_WEIGHTINGS = ("calibrated", "paper")
+# calibrated: DISTILL.STAGE_SCALE brings each stage's terms together to the fraction (their paper ratio
+# kept); balanced: DISTILL.LOSS_STAGE_SCALE splits each stage's fraction equally between its losses.
+STUDY_WEIGHTINGS = ("calibrated", "paper", "balanced")
+# one loss per stage (a single method in DISTILL.LOSSES): their balanced scales are their calibrated ones,
+# so the balanced table takes their calibrated runs
+BALANCED_AS_CALIBRATED = ("fitnet", "cwd", "mgd", "heatmap")
 STUDY_HEAD_PRETRAIN = 1000
 SIMILARITY_SAMPLES = 40  # the first val samples (cells and image positions of each are the CKA's items)
 

@@ -23,6 +23,7 @@ from fd3d.studies.aggregate import (
 )
 from fd3d.studies.figures import bar_plot, curves_figure, paired_figure, save_figure
 from fd3d.studies.protocols import (
+    BALANCED_AS_CALIBRATED,
     SIMILARITY_SAMPLES,
     STUDY_METHODS,
     STUDY_PAIR,
@@ -141,6 +142,15 @@ def write_warm_results(
     return content
 
 
+def balanced_from_calibrated(summaries: Mapping[str, Mapping], rows: Mapping[str, Mapping]) -> dict:
+    """{method: its calibrated summary} of the `BALANCED_AS_CALIBRATED` methods the balanced rows lack."""
+    return {
+        method: summaries[f"{method}@calibrated"]
+        for method in BALANCED_AS_CALIBRATED
+        if method not in rows and f"{method}@calibrated" in summaries
+    }
+
+
 def write_study_report(
     results: Path, runs: dict[str, list[dict]], curves: dict, plan: dict, similarity: dict | None = None
 ) -> dict:
@@ -156,8 +166,15 @@ def write_study_report(
         rows = weighting_rows(summaries, weighting)
         if len(rows) <= 2:
             continue
-        lines += [f"## {weighting} weights", "", markdown_table(rows, {}, ["expert", *STUDY_METHODS])]
+        lines += [f"## {weighting} weights", ""]
         found_gains = gains_over_apprentice(rows, weighting)
+        if weighting == "balanced":
+            borrowed = balanced_from_calibrated(summaries, rows)
+            rows.update(borrowed)
+            if borrowed:
+                note = "their calibrated runs (one loss per stage: balanced scales = calibrated ones)"
+                lines += [f"{', '.join(borrowed)}: {note}.", ""]
+        lines += [markdown_table(rows, {}, ["expert", *STUDY_METHODS])]
         gains.update(found_gains)
         if found_gains:
             lines += ["", "| method | ΔNDS | gap closed | ΔmAP |", "|---|---|---|---|"]
@@ -184,6 +201,14 @@ def write_study_report(
             for stage, norms in found["stage_norms"].items():
                 lines.append(f"| {method} | {stage} | {norms['distillation']:.4g} | {norms['detection']:.4g} "
                              f"| {found['stage_scales'][stage]:.4g} |")  # fmt: skip
+    balanced_files = sorted(results.glob("calibration/balanced/*.json"))
+    balanced = {path.stem: json.loads(path.read_text()) for path in balanced_files}
+    if balanced:
+        title = "Balanced weights (`DISTILL.LOSS_STAGE_SCALE`: each stage's fraction shared by its losses)"
+        lines += ["", f"{title}:", "", "| method | loss | stage | scale |", "|---|---|---|---|"]
+        for method, found in balanced.items():
+            for loss, scales in found["loss_stage_scales"].items():
+                lines += [f"| {method} | {loss} | {stage} | {scale:.4g} |" for stage, scale in scales.items()]
     if similarity:
         stages = sorted({stage for found in similarity.values() for stage in found})
         title = f"## Features toward the expert's? Linear CKA with it ({SIMILARITY_SAMPLES} val samples)"
@@ -192,7 +217,8 @@ def write_study_report(
         lines += [f"| {key} | " + " | ".join(f"{found.get(s, float('nan')):.3f}" for s in stages) + " |"
                   for key, found in similarity.items()]  # fmt: skip
     content = {"plan": plan, "gains": gains, "paired": paired, "calibration": calibration,
-               "curves": curves, "similarity": similarity or {}, **summaries}  # fmt: skip
+               "balanced_calibration": balanced, "curves": curves, "similarity": similarity or {},
+               **summaries}  # fmt: skip
     write_json_atomically(results / "results.json", content)
     write_text_atomically(results / "results.md", "\n".join(lines) + "\n")
     if drawn := {title: found for title, found in panels.items() if found}:

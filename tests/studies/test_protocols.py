@@ -7,6 +7,7 @@ from fd3d.config import distill_config, load_config
 from fd3d.studies.distillation import study_plan
 from fd3d.studies.protocols import (
     APPRENTICE,
+    BALANCED_AS_CALIBRATED,
     FULL,
     PAIR,
     QUICK,
@@ -78,3 +79,11 @@ def test_plans_are_the_recorded_dicts_in_their_order():
     study.update(steps=300, eval_period=100, pair="bevformer_cpu_bev50", calibration_steps=20,
                  expert="projects/BEVFormer/zoo/cpu_expert")  # fmt: skip
     assert list(study_plan(300, 100, 20).items()) == list(study.items())
+
+
+def test_the_methods_whose_balanced_weights_are_their_calibrated_ones_have_one_loss():
+    # the balanced report borrows their calibrated runs: true only with one loss per stage
+    for name in BALANCED_AS_CALIBRATED:
+        losses = load_config(STUDY_METHODS[name].config, []).DISTILL.LOSSES
+        assert len(losses) == 1, (name, losses)
+    assert len(load_config(STUDY_METHODS["fd3d"].config, []).DISTILL.LOSSES) == 2

@@ -63,3 +63,27 @@ def test_markdown_rows(report):
     assert f"| fd3d vs apprentice | 3 | +0.0600, +0.0500, +0.0600 {interval}" in table
     assert "| mgd vs apprentice | 1 | +0.0300 | +0.0300 ± 0.0000 |  | one seed |" in table
     assert (folder / "results.png").stat().st_size > 1000 and not (folder / "curves.png").exists()
+
+
+def test_balanced_table_borrows_only_single_loss_methods_calibrated_runs(tmp_path):
+    runs = {
+        "expert": [run(0, 0.50)],
+        "apprentice": [run(0, 0.30), run(1, 0.32)],
+        "fd3d@calibrated": [run(0, 0.34), run(1, 0.35)],
+        "fd3d@balanced": [run(0, 0.38), run(1, 0.39)],
+        "fitnet@calibrated": [run(0, 0.36), run(1, 0.36)],
+    }
+    (tmp_path / "calibration" / "balanced").mkdir(parents=True)
+    scales = {"loss_stage_scales": {"smgd": {"bev": 15.5, "pv": 0.75}, "qfd": {"bev": 0.8}}}
+    (tmp_path / "calibration" / "balanced" / "fd3d.json").write_text(json.dumps(scales))
+    content = write_study_report(tmp_path, runs, {}, {"steps": 300})
+    # gains only for the runs trained balanced; FD3D balanced against FitNet's calibrated runs, by seed
+    assert set(content["gains"]) == {"fd3d@calibrated", "fitnet@calibrated", "fd3d@balanced"}
+    assert content["gains"]["fd3d@balanced"]["NDS_gain"] == pytest.approx(0.075)
+    assert content["paired"]["fd3d@balanced vs fitnet"]["differences"] == pytest.approx([0.02, 0.03])
+    assert content["paired"]["fd3d@calibrated vs fitnet"]["differences"] == pytest.approx([-0.02, -0.01])
+    assert "fd3d@balanced vs fd3d" not in content["paired"]
+    table = (tmp_path / "results.md").read_text()
+    assert "## balanced weights" in table and "fitnet: their calibrated runs" in table
+    assert "| fd3d | smgd | bev | 15.5 |" in table and "| fd3d | qfd | bev | 0.8 |" in table
+    assert content["balanced_calibration"]["fd3d"] == scales
