@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
         ship_to_zoo(out, results, plan, STUDY_EXPERT.parent)
         return {}
     if args.adopt_zoo:
-        adopt_zoo(out, results, data)
+        adopt_zoo(out, results, data, plan["steps"])
     if not args.report and not args.adopt_zoo:
         run_study(out, results, plan, data, args.seeds, args.methods, args.weightings)
     found = report(out, results, plan)

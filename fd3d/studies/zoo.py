@@ -18,7 +18,7 @@ from fd3d.hub import WEIGHTS_NAME, from_pretrained, load_pretrained_config, save
 from fd3d.integrity import sha256_of
 from fd3d.studies.jobs import finished_run
 from fd3d.studies.ledger import ledger_entry
-from fd3d.studies.protocols import ROOT, STUDY, STUDY_DATA, STUDY_EXPERT, STUDY_METHODS
+from fd3d.studies.protocols import ROOT, STUDY_DATA, STUDY_EXPERT, STUDY_METHODS
 
 # how far a re-scored zoo model may be from its card: the same weights on regenerated study data differ by
 # up to 5e-4 (the expert: mAP 0.4051 against 0.4053, the apprentice's mAOE by 5e-4); data of another seed
@@ -28,10 +28,23 @@ ADOPT_TOLERANCE = 1e-3
 ZOO_ENTRIES = {"apprentice": "cpu_apprentice_bev50", "fd3d@calibrated": "cpu_apprentice_bev50_fd3d"}
 
 
-def adopt_zoo(out: Path, results: Path, data: list[str]) -> None:
-    """Record each ZOO_ENTRIES model as its run's seed 0: scored again on OUT's val split, which must give
-    its card's metrics within ADOPT_TOLERANCE, or the regenerated data is not the study's. The ledger entry
-    keeps the curve points it already holds (they come from the run that trained the model)."""
+def check_zoo_schedule(steps: int) -> None:
+    """Raise SystemExit unless every ZOO_ENTRIES model trained for `steps` steps (its saved config's
+    SOLVER.MAX_ITER): a model of another schedule is not that study's seed 0."""
+    for folder_name in ZOO_ENTRIES.values():
+        zoo = STUDY_EXPERT.parent / folder_name
+        trained = int(load_pretrained_config(zoo)[0].SOLVER.MAX_ITER)
+        if trained != steps:
+            raise SystemExit(f"--adopt-zoo: {zoo} trained for {trained} steps (config SOLVER.MAX_ITER), "
+                             f"this study runs {steps} (--steps): it is not this study's seed 0")  # fmt: skip
+
+
+def adopt_zoo(out: Path, results: Path, data: list[str], steps: int) -> None:
+    """Record each ZOO_ENTRIES model as its run's seed 0 of the `steps`-step study: the model must have
+    trained for `steps` steps, and scored again on OUT's val split it must give its card's metrics within
+    ADOPT_TOLERANCE, or the regenerated data is not the study's. The ledger entry keeps the curve points it
+    already holds (they come from the run that trained the model)."""
+    check_zoo_schedule(steps)
     for run_name, folder_name in ZOO_ENTRIES.items():
         zoo = STUDY_EXPERT.parent / folder_name
         cfg = load_config(
@@ -48,7 +61,6 @@ def adopt_zoo(out: Path, results: Path, data: list[str]) -> None:
                              "the regenerated data is not the data the zoo model was scored on")  # fmt: skip
         target = ledger_entry(results, run_name, 0)
         known = json.loads(target.read_text()) if target.is_file() else {}
-        steps = STUDY.steps
         curve = [point for point in known.get("curve", []) if point["step"] < steps]
         curve.append({"step": steps, "NDS": metrics["NDS"], "mAP": metrics["mAP"]})
         entry = {
