@@ -182,11 +182,17 @@ def write_study_report(
                 gap = "" if gain["gap_closed"] is None else f"{100 * gain['gap_closed']:.0f} %"
                 lines.append(f"| {name} | {gain['NDS_gain']:+.4f} | {gap} | {gain['mAP_gain']:+.4f} |")
             lines.append("")
-        comparisons = [(name, "apprentice") for name in STUDY_METHODS if name != "apprentice"]
+        trained = [name for name in STUDY_METHODS if f"{name}@{weighting}" in summaries]
+        comparisons = [(name, "apprentice") for name in trained]
         comparisons += [("fd3d", name) for name in STUDY_METHODS if name not in ("apprentice", "fd3d")]
         found = paired_comparisons(rows, comparisons)
+        keys = {pair: f"{pair[0]}@{weighting} vs {pair[1]}" for pair in found}
+        if weighting != "calibrated":  # the same method under the study's main weighting
+            across = [(f"{name}@{weighting}", f"{name}@calibrated") for name in trained]
+            found.update(extra := paired_comparisons(summaries, across))
+            keys.update({pair: " vs ".join(pair) for pair in extra})
         lines += [f"### Paired by seed, NDS ({weighting} weights)", "", paired_table(found), ""]
-        paired.update({f"{name}@{weighting} vs {baseline}": d for (name, baseline), d in found.items()})
+        paired.update({keys[pair]: d for pair, d in found.items()})
         panels[f"{weighting} weights"] = found
     calibration = {
         p.stem: json.loads(p.read_text()) for p in sorted((results / "calibration").glob("*.json"))

@@ -82,7 +82,10 @@ def test_balanced_table_borrows_only_single_loss_methods_calibrated_runs(tmp_pat
     assert content["gains"]["fd3d@balanced"]["NDS_gain"] == pytest.approx(0.075)
     assert content["paired"]["fd3d@balanced vs fitnet"]["differences"] == pytest.approx([0.02, 0.03])
     assert content["paired"]["fd3d@calibrated vs fitnet"]["differences"] == pytest.approx([-0.02, -0.01])
-    assert "fd3d@balanced vs fd3d" not in content["paired"]
+    # against itself under the calibrated weights, seed by seed; the borrowed runs only in their own table
+    assert content["paired"]["fd3d@balanced vs fd3d@calibrated"]["differences"] == pytest.approx([0.04, 0.04])
+    assert "fitnet@balanced vs apprentice" not in content["paired"]
+    assert "fitnet@calibrated vs apprentice" in content["paired"]
     table = (tmp_path / "results.md").read_text()
     assert "## balanced weights" in table and "fitnet: their calibrated runs" in table
     assert "| fd3d | smgd | bev | 15.5 |" in table and "| fd3d | qfd | bev | 0.8 |" in table
