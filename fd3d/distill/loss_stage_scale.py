@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from fd3d.config import ConfigError
 
 KEY = "DISTILL.LOSS_STAGE_SCALE"
-STAGES = ("pv", "bev")
 _ENTRY = re.compile(r"^\s*([A-Za-z0-9_]+)\s*:\s*([A-Za-z]+)\s*=\s*(\S+)\s*$")
 
 

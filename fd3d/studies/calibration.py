@@ -85,12 +85,7 @@ def stage_calibration(
     cfg = load_config(method.config, overrides)
     print(f"[calibrate] {name}: {plan['calibration_steps']} steps from scratch", flush=True)
     run = prepare_training(cfg)
-    distiller = run.accelerator.unwrap_model(run.model)
-    term_stages = {
-        term.removeprefix("loss_kd_"): stage
-        for module in distiller.kd_modules.values()
-        for term, stage in module.term_stages().items()
-    }
+    _, term_stages = term_layout(run.accelerator.unwrap_model(run.model))
     norms, _ = train_and_measure(run, cfg, plan["calibration_steps"], plan["measure_every"])
     per_stage = stage_gradient_norms(norms, term_stages)
     scales = stage_scales(per_stage, plan["fraction"])
@@ -100,10 +95,9 @@ def stage_calibration(
     return result
 
 
-def term_layout(cfg) -> tuple[dict[str, str], dict[str, str]]:
-    """({term group: its loss}, {term group: its stage}) of a distillation config, from its distiller's
-    methods (groups are the term names without "loss_kd_", as `train_and_measure` names them)."""
-    distiller = build_training_model(cfg)
+def term_layout(distiller) -> tuple[dict[str, str], dict[str, str]]:
+    """({term group: its loss}, {term group: its stage}) of a distiller's methods (groups are the term
+    names without "loss_kd_", as `train_and_measure` names them)."""
     losses, stages = {}, {}
     for loss, module in distiller.kd_modules.items():
         for term, stage in module.term_stages().items():
@@ -123,7 +117,7 @@ def balanced_calibration(
         return json.loads(target.read_text())
     measured = stage_calibration(name, method, out, results, base, plan)
     cfg = load_config(method.config, [*base, *head_overrides(method, STUDY_HEAD_PRETRAIN)])
-    term_losses, term_stages = term_layout(cfg)
+    term_losses, term_stages = term_layout(build_training_model(cfg))
     scales = loss_stage_scales(measured["grad_norms"], term_losses, term_stages, measured["fraction"])
     result = {"loss_stage_scales": scales, "term_losses": term_losses, "term_stages": term_stages,
               "fraction": measured["fraction"], "measured_in": f"calibration/{name}.json"}  # fmt: skip
